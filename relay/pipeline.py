@@ -1,0 +1,119 @@
+"""Scan, then decide: one message's way from bytes to a verdict.
+
+``Pipeline.decide`` parses the received bytes once, extracts text once, runs
+every scanner concurrently (each under its own time-out; a scanner that
+raises or times out becomes a ``scanner_unavailable`` finding and the others
+go on) and hands all findings to the policy engine, which returns exactly one
+:class:`~relay.verdict.Verdict`. No side effects here: the act stage (hold,
+tag, sign, forward) belongs to the fronts (``server.py``, ``milter``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import structlog
+
+from relay import extract as extract_mod
+from relay import message as message_mod
+from relay.config import Settings
+from relay.envelope import Envelope
+from relay.findings import Confidence, Finding
+from relay.message import ParsedMessage
+from relay.organisation import Organisation
+from relay.scanners import ScanContext, Scanner
+from relay.verdict import Verdict
+
+log = structlog.get_logger("relay.pipeline")
+
+# Messages larger than this are parsed in a worker thread so one big message
+# does not stall every other session on the event loop.
+_INLINE_PARSE_BYTES = 256 * 1024
+
+
+class Policy(Protocol):
+    version: str
+    organisation: Organisation
+    custom_detectors: tuple
+
+    def evaluate(self, envelope: Envelope, message: ParsedMessage, findings: Sequence[Finding]) -> Verdict: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    envelope: Envelope
+    message: ParsedMessage
+    findings: tuple[Finding, ...]
+    verdict: Verdict
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, policy: Policy, scanners: Sequence[Scanner]) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.scanners = tuple(scanners)
+        self._parse_limits = message_mod.ParseLimits.from_settings(settings)
+        self._extract_limits = extract_mod.ExtractLimits.from_settings(settings)
+
+    def with_policy(self, policy: Policy) -> Pipeline:
+        """The same pipeline under a new policy (SIGHUP reload)."""
+        return Pipeline(self.settings, policy, self.scanners)
+
+    async def decide(self, envelope: Envelope, raw: bytes) -> Decision:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        if len(raw) > _INLINE_PARSE_BYTES:
+            message = await asyncio.to_thread(message_mod.parse, raw, self._parse_limits)
+        else:
+            message = message_mod.parse(raw, self._parse_limits)
+        t1 = time.perf_counter()
+        timings["parse"] = t1 - t0
+        extraction = await self._extract(message)
+        t2 = time.perf_counter()
+        timings["extract"] = t2 - t1
+        policy = self.policy
+        ctx = ScanContext(message, envelope, policy.organisation, extraction, policy.custom_detectors)
+        findings: list[Finding] = [*message.problems, *extraction.problems]
+        findings.extend(await self._scan(ctx, timings))
+        t3 = time.perf_counter()
+        verdict = policy.evaluate(envelope, message, findings)
+        timings["policy"] = time.perf_counter() - t3
+        timings["total"] = time.perf_counter() - t0
+        return Decision(envelope, message, tuple(findings), verdict, timings)
+
+    async def _extract(self, message: ParsedMessage) -> extract_mod.Extraction:
+        limits = self._extract_limits
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(extract_mod.extract, message, limits), limits.timeout)
+        except TimeoutError:
+            return extract_mod.Extraction((), (Finding("limit_exceeded", "extract_timeout", Confidence.HIGH, 1, "message"),))
+        except Exception:  # noqa: BLE001 - an extractor bug must not pass the message unscanned
+            log.exception("extraction failed")
+            return extract_mod.Extraction((), (Finding("scanner_unavailable", "extract", Confidence.HIGH, 1, "message"),))
+
+    async def _scan(self, ctx: ScanContext, timings: dict[str, float]) -> list[Finding]:
+        async def run(scanner: Scanner) -> Sequence[Finding]:
+            start = time.perf_counter()
+            try:
+                async with asyncio.timeout(self.settings.scan_timeout):
+                    return tuple(await scanner.scan(ctx))
+            except TimeoutError:
+                log.warning("scanner timed out", scanner=scanner.name, timeout=self.settings.scan_timeout)
+                return (Finding("scanner_unavailable", scanner.name, Confidence.HIGH, 1, "message", "timeout"),)
+            except Exception as exc:  # noqa: BLE001 - one scanner's bug must not stop the others
+                log.exception("scanner failed", scanner=scanner.name)
+                return (Finding("scanner_unavailable", scanner.name, Confidence.HIGH, 1, "message", type(exc).__name__),)
+            finally:
+                timings[f"scan.{scanner.name}"] = time.perf_counter() - start
+
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(run(s)) for s in self.scanners]
+        out: list[Finding] = []
+        for task in tasks:
+            out.extend(task.result())
+        return out
