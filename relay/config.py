@@ -256,6 +256,7 @@ class Settings:
     dkim_selector: str = setting("", _str, "DKIM selector for dkim_domain.")
     dkim_key: Path | None = setting(None, _optional_path, "PEM private key (RSA 2048+ or Ed25519) for dkim_domain.")
     dkim_keys: tuple = setting((), _dkim_keys, "More signing keys: TOML [[dkim_keys]] tables with domain, selector, key.", env=False)
+    dkim_envelope_fallback: bool = setting(False, _bool, "Sign with the envelope sender's domain key when the From domain has none.")
     # -- tagging
     action_header: str = setting("X-Policy-Action", _header_name, "Header naming the action on forwarded mail.")
     rules_header: str = setting("X-Policy-Rules", _header_name, "Header listing the matched rule ids on forwarded mail.")
