@@ -175,7 +175,7 @@ class Signer:
     def signature(self, raw: bytes, mail_from: str = "") -> bytes | None:
         """The DKIM-Signature field for ``raw`` (blocking), or None when it goes unsigned."""
         key = self.choose(raw, mail_from)
-        if key is None:
+        if key is None or not raw.strip():
             return None
         try:
             return _sign_with(key, raw, self.own_headers)

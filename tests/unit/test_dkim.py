@@ -1,0 +1,255 @@
+"""relay.dkim (key loading, key choice, signed-header list) and ``relay dkim keygen``.
+
+Whether the signatures verify is shown by independent verifiers (Perl
+Mail::DKIM, OpenDKIM) in tests/integration/test_dkim_verify.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import stat
+import threading
+
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from structlog.testing import capture_logs
+
+from relay.commands.dkim import dkim as dkim_command
+from relay.commands.dkim import txt_record
+from relay.dkim import Signer, normalise_domain, signed_header_names
+from relay.errors import ConfigError
+
+MESSAGE = (b"From: Alice <alice@example.ac.uk>\r\nTo: bob@example.org\r\nSubject: hi\r\n"
+           b"Date: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@example.ac.uk>\r\n"
+           b"X-Policy-Action: tag\r\n\r\nHello\r\n")
+
+
+def write_key(path, key, password=None):
+    algo = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, algo))
+    return path
+
+
+@pytest.fixture(scope="module")
+def keydir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("keys")
+    write_key(d / "rsa.pem", rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    write_key(d / "ed.pem", ed25519.Ed25519PrivateKey.generate())
+    return d
+
+
+def tags(signature: bytes | str) -> dict[str, str]:
+    text = signature.decode() if isinstance(signature, bytes) else signature
+    text = re.sub(r"\s+", "", text.split(":", 1)[1] if text.startswith("DKIM-Signature") else text)
+    return dict(item.split("=", 1) for item in text.strip(";").split(";"))
+
+
+def keys_setting(keydir, *entries):
+    return [{"domain": d, "selector": s, "key": str(keydir / f)} for d, s, f in entries]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def test_no_keys_no_signer(make_settings):
+    assert Signer.from_settings(make_settings()) is None
+
+
+def test_loads_rsa_and_ed25519_and_hides_secrets(make_settings, keydir):
+    settings = make_settings(dkim_domain="Example.AC.UK", dkim_selector="s1", dkim_key=str(keydir / "rsa.pem"),
+                             dkim_keys=keys_setting(keydir, ("other.example", "ed", "ed.pem")))
+    signer = Signer.from_settings(settings)
+    assert [(k.domain, k.selector, k.algorithm, k.bits) for k in signer.keys] == [
+        ("example.ac.uk", "s1", b"rsa-sha256", 2048), ("other.example", "ed", b"ed25519-sha256", 256)]
+    assert "PRIVATE" not in repr(signer.keys) and "secret" not in repr(signer.keys)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: rsa.generate_private_key(public_exponent=65537, key_size=1024), "RSA key of 1024 bits"),
+    (lambda: ec.generate_private_key(ec.SECP256R1()), "unsupported key type"),
+])
+def test_weak_or_unsupported_keys_stop_startup(make_settings, tmp_path, make, message):
+    path = write_key(tmp_path / "k.pem", make())
+    with pytest.raises(ConfigError, match=message) as info:
+        Signer.from_settings(make_settings(dkim_domain="example.ac.uk", dkim_selector="s1", dkim_key=str(path)))
+    assert str(path) in str(info.value)
+
+
+def test_bad_key_files_stop_startup(make_settings, tmp_path, keydir):
+    def load(path, selector="s1"):
+        Signer.from_settings(make_settings(dkim_domain="example.ac.uk", dkim_selector=selector, dkim_key=str(path)))
+
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(tmp_path / "missing.pem")
+    (tmp_path / "junk.pem").write_text("not a key\n")
+    with pytest.raises(ConfigError, match="not a PEM private key"):
+        load(tmp_path / "junk.pem")
+    enc = write_key(tmp_path / "enc.pem", ed25519.Ed25519PrivateKey.generate(), b"secret")
+    with pytest.raises(ConfigError, match="encrypted"):
+        load(enc)
+    with pytest.raises(ConfigError, match="DNS names"):
+        load(keydir / "ed.pem", selector="bad selector")
+
+
+# --------------------------------------------------------------------------- choosing the key
+
+
+@pytest.fixture(scope="module")
+def signer(keydir):
+    from relay.config import Settings
+    settings = Settings.from_mapping({"dkim_keys": keys_setting(
+        keydir, ("example.ac.uk", "main", "rsa.pem"), ("dept.example.ac.uk", "dept", "ed.pem"),
+        ("example.ac.uk", "second", "ed.pem"), ("xn--exmple-cua.org", "idn", "rsa.pem"))})
+    return Signer.from_settings(settings)
+
+
+@pytest.mark.parametrize("from_domain, selector", [
+    ("example.ac.uk", "main"),
+    ("EXAMPLE.AC.UK", "main"),
+    ("lab.example.ac.uk", "main"),            # parent domain
+    ("dept.example.ac.uk", "dept"),           # exact beats parent
+    ("x.dept.example.ac.uk", "dept"),         # nearest parent
+    ("exämple.org", "idn"),                   # U-labels match the A-label key
+    ("ac.uk", None),
+    ("badexample.ac.uk", None),               # not a subdomain
+    ("example.org", None),
+])
+def test_key_by_from_domain(signer, from_domain, selector):
+    raw = f"From: someone@{from_domain}\r\n\r\nx\r\n".encode()
+    key = signer.choose(raw)
+    assert (key.selector if key else None) == selector
+
+
+def test_envelope_fallback(keydir, make_settings):
+    entries = keys_setting(keydir, ("example.ac.uk", "main", "rsa.pem"))
+    raw = b"From: someone@gmail.example\r\n\r\nx\r\n"
+    off = Signer.from_settings(make_settings(dkim_keys=entries))
+    on = Signer.from_settings(make_settings(dkim_keys=entries, dkim_envelope_fallback=True))
+    assert off.choose(raw, "bounce@example.ac.uk") is None
+    assert on.choose(raw, "bounce@lists.example.ac.uk").selector == "main"
+    assert on.choose(raw, "") is None
+    assert on.choose(b"From: a@example.ac.uk\r\n\r\n", "x@other.example").selector == "main"
+
+
+def test_normalise_domain():
+    assert normalise_domain(" Example.AC.UK. ") == "example.ac.uk"
+    assert normalise_domain("exämple.org") == "xn--exmple-cua.org"
+
+
+# --------------------------------------------------------------------------- signing
+
+
+def test_signed_header_list_oversigns():
+    raw = (b"From: a@b.c\r\nTo: x@y.z\r\nTo: w@y.z\r\nCc: c@d.e\r\nList-Id: <l.b.c>\r\nlist-unsubscribe: <u>\r\n"
+           b"Received: by x\r\nX-Policy-Action: tag\r\n\r\n")
+    names = [n.decode() for n in signed_header_names(raw, ("X-Policy-Action", "X-Policy-Rules"))]
+    assert names.count("from") == 2 and names.count("to") == 3 and names.count("subject") == 1
+    assert names.count("date") == 1 and names.count("cc") == 1 and "reply-to" not in names
+    assert names.count("list-id") == 1 and names.count("list-unsubscribe") == 1
+    assert names.count("x-policy-action") == 2 and names.count("x-policy-rules") == 1
+    assert "received" not in names and "dkim-signature" not in names
+
+
+def test_sign_prepends_one_signature_and_keeps_every_byte(signer):
+    out = asyncio.run(signer.sign(MESSAGE))
+    assert out.endswith(MESSAGE) and out.startswith(b"DKIM-Signature: ")
+    sig = out[: len(out) - len(MESSAGE)]
+    assert sig.endswith(b"\r\n") and sig.count(b"DKIM-Signature") == 1
+    assert all(len(line) <= 78 for line in sig.split(b"\r\n"))
+    t = tags(sig)
+    assert (t["d"], t["s"], t["a"], t["c"]) == ("example.ac.uk", "main", "rsa-sha256", "relaxed/relaxed")
+    h = t["h"].split(":")
+    assert h.count("from") == 2 and h.count("subject") == 2 and h.count("x-policy-action") == 2
+    assert "message-id" in h and "mime-version" not in h
+
+
+def test_unsigned_when_no_key(signer):
+    raw = b"From: a@elsewhere.example\r\n\r\nx\r\n"
+    assert asyncio.run(signer.sign(raw)) is raw
+    assert signer.sign_header(raw) is None
+    assert signer.sign_sync(b"") == b""
+
+
+def test_sign_runs_off_the_event_loop(signer, monkeypatch):
+    seen = []
+    real = Signer.sign_sync
+
+    def spy(self, raw, mail_from=""):
+        seen.append(threading.get_ident())
+        return real(self, raw, mail_from)
+
+    monkeypatch.setattr(Signer, "sign_sync", spy)
+
+    async def main():
+        return threading.get_ident(), await signer.sign(MESSAGE)
+
+    loop_thread, out = asyncio.run(main())
+    assert out.endswith(MESSAGE) and seen and seen[0] != loop_thread
+
+
+def test_sign_header_for_milter(signer):
+    name, value = signer.sign_header(MESSAGE.replace(b"example.ac.uk>", b"dept.example.ac.uk>", 1))
+    assert name == "DKIM-Signature"
+    assert "\r" not in value and not value.startswith(" ") and not value.endswith("\n")
+    assert all(line.startswith(" ") for line in value.split("\n")[1:])
+    t = tags(value)
+    assert (t["d"], t["s"], t["a"]) == ("dept.example.ac.uk", "dept", "ed25519-sha256")
+
+
+def test_message_dkimpy_cannot_parse_goes_unsigned_and_is_logged(signer):
+    raw = b"From: a@example.ac.uk\r\nNo colon here\r\n\r\nbody\r\n"
+    with capture_logs() as logs:
+        assert signer.sign_sync(raw) == raw
+    assert [(e["event"], e["domain"], e["error"]) for e in logs] == [("dkim.unsigned", "example.ac.uk",
+                                                                     "MessageFormatError")]
+
+
+# --------------------------------------------------------------------------- keygen
+
+
+def test_keygen_writes_0600_and_prints_record(tmp_path):
+    out = tmp_path / "k.pem"
+    result = CliRunner().invoke(dkim_command, ["keygen", "--domain", "Example.ac.uk", "--selector", "s2026",
+                                               "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+    key = serialization.load_pem_private_key(out.read_bytes(), None)
+    assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
+    record = result.stdout.strip().splitlines()[-1]
+    m = re.fullmatch(r's2026\._domainkey\.example\.ac\.uk IN TXT ((?:"[^"]{1,255}" ?)+)', record)
+    assert m, record
+    strings = re.findall(r'"([^"]*)"', m.group(1))
+    assert len(strings) == 2 and len(strings[0]) == 255
+    assert "".join(strings).startswith("v=DKIM1; k=rsa; p=MIIB")
+    assert not list(tmp_path.glob(".keygen-*"))
+
+
+def test_keygen_refuses_to_overwrite_without_force(tmp_path):
+    out = tmp_path / "k.pem"
+    out.write_text("precious")
+    args = ["keygen", "--domain", "example.ac.uk", "--selector", "s", "--type", "ed25519", "--out", str(out)]
+    result = CliRunner().invoke(dkim_command, args)
+    assert result.exit_code != 0 and "exists" in result.output and out.read_text() == "precious"
+    result = CliRunner().invoke(dkim_command, args + ["--force"])
+    assert result.exit_code == 0
+    assert isinstance(serialization.load_pem_private_key(out.read_bytes(), None), ed25519.Ed25519PrivateKey)
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+    assert re.search(r'"v=DKIM1; k=ed25519; p=[A-Za-z0-9+/]{43}="$', result.stdout.strip())
+
+
+@pytest.mark.parametrize("args", [["--bits", "1024"], ["--domain", "bad domain"], ["--type", "dsa"]])
+def test_keygen_rejects_bad_options(tmp_path, args):
+    base = {"--domain": "example.ac.uk", "--selector": "s", "--out": str(tmp_path / "k.pem")}
+    base.update(dict(zip(args[::2], args[1::2])))
+    result = CliRunner().invoke(dkim_command, ["keygen", *[x for kv in base.items() for x in kv]])
+    assert result.exit_code == 2 and not (tmp_path / "k.pem").exists()
+
+
+def test_txt_record_splits_long_keys():
+    record = txt_record("example.ac.uk", "s", "rsa", "A" * 700)
+    strings = re.findall(r'"([^"]*)"', record)
+    assert [len(s) for s in strings] == [255, 255, 208] and "".join(strings) == "v=DKIM1; k=rsa; p=" + "A" * 700
