@@ -1,0 +1,363 @@
+"""The shared quarantine: PostgreSQL (``postgresql://...``), one store for many relay replicas.
+
+Durability: a hold is one transaction (metadata row, bytes in ``held_raw``
+as ``bytea``, first history entry); :meth:`PostgresStore.hold` returns after
+``COMMIT`` returns. Every session sets ``synchronous_commit = on``, so a
+commit is flushed to the server's WAL on disk whatever the role or database
+defaults say (the server itself must run with ``fsync = on``, its default).
+
+The claim that makes release exactly-once locks the row (``SELECT ... FOR
+UPDATE``) and runs ``UPDATE ... WHERE status = 'held'``: a second concurrent
+claim waits for the first to commit, then reads ``releasing`` and updates
+nothing.
+
+psycopg 3's async driver through a small pool (``psycopg_pool``); nothing
+blocks the event loop. The schema is created or migrated on first use, under
+an advisory lock so replicas starting together do not race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from relay.errors import AlreadyHandled, NotFound, StoreError, StoreUnavailable
+from relay.quarantine import store as st
+
+SCHEMA_VERSION = 1
+_MIGRATION_LOCK = 0x51_7E1A_7001  # pg_advisory_xact_lock key for schema changes
+CONNECT_TIMEOUT = 10
+POOL_TIMEOUT = 15.0
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE held (
+            id text PRIMARY KEY,
+            held_at timestamptz NOT NULL,
+            status text NOT NULL CHECK (status IN ('held', 'releasing', 'released', 'deleted')),
+            mail_from text NOT NULL,
+            recipients jsonb NOT NULL,
+            mail_options jsonb NOT NULL,
+            client_address text NOT NULL,
+            client_name text NOT NULL,
+            helo text NOT NULL,
+            action text NOT NULL,
+            rules jsonb NOT NULL,
+            policy_version text NOT NULL,
+            findings jsonb NOT NULL,
+            subject text NOT NULL,
+            size bigint NOT NULL,
+            sha256 text NOT NULL,
+            claim_token text,
+            claimed_at timestamptz
+        )""",
+        "CREATE INDEX held_held_at ON held (held_at)",
+        "CREATE INDEX held_status ON held (status, held_at)",
+        "CREATE TABLE held_raw (id text PRIMARY KEY REFERENCES held (id) ON DELETE CASCADE, raw bytea NOT NULL)",
+        "ALTER TABLE held_raw ALTER COLUMN raw SET STORAGE EXTERNAL",  # mail rarely compresses well
+        """CREATE TABLE history (
+            seq bigserial PRIMARY KEY,
+            id text NOT NULL REFERENCES held (id) ON DELETE CASCADE,
+            at timestamptz NOT NULL,
+            actor text NOT NULL,
+            action text NOT NULL,
+            note text NOT NULL
+        )""",
+        "CREATE INDEX history_id ON history (id, seq)",
+    ),
+}
+
+
+async def _configure(conn: psycopg.AsyncConnection) -> None:
+    await conn.execute("SET synchronous_commit = on")
+    await conn.execute("SET TIME ZONE 'UTC'")
+    await conn.commit()
+
+
+class PostgresStore:
+    def __init__(self, url: str, lease: float = 600.0, max_connections: int = 4,
+                 timeout: float = POOL_TIMEOUT) -> None:
+        self.url = url
+        self.lease = lease
+        self.timeout = timeout
+        self._pool = psycopg_pool.AsyncConnectionPool(
+            url, min_size=1, max_size=max_connections, open=False, timeout=timeout,
+            kwargs={"connect_timeout": max(1, min(CONNECT_TIMEOUT, int(timeout))), "row_factory": dict_row},
+            configure=_configure, reconnect_timeout=timeout, name="quarantine",
+        )
+        self._ready = False
+        self._lock: asyncio.Lock | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------ plumbing
+
+    async def _open(self) -> None:
+        if self._ready:
+            return
+        if self._closed:
+            raise StoreUnavailable("the quarantine store is closed")
+        self._lock = self._lock or asyncio.Lock()
+        async with self._lock:
+            if self._ready:
+                return
+            try:
+                await self._pool.open(wait=True, timeout=self.timeout)
+                async with self._pool.connection() as conn, conn.transaction():
+                    await self._migrate(conn)
+            except psycopg_pool.PoolTimeout as exc:
+                raise StoreUnavailable(f"quarantine database unreachable: {_safe(self.url)}") from exc
+            except psycopg.Error as exc:
+                raise StoreUnavailable(f"quarantine database {_safe(self.url)}: {exc}") from exc
+            self._ready = True
+
+    @staticmethod
+    async def _migrate(conn: psycopg.AsyncConnection) -> None:
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+        cur = await conn.execute("SELECT coalesce(max(version), 0) AS v FROM schema_version")
+        current = (await cur.fetchone())["v"]
+        if current > SCHEMA_VERSION:
+            raise StoreUnavailable(f"quarantine schema version {current} is newer than this relay ({SCHEMA_VERSION})")
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[version]:
+                await conn.execute(statement)
+            await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+
+    async def _tx(self, fn, *args: Any) -> Any:
+        """Run ``fn(conn, *args)`` in one transaction; foreign errors become StoreUnavailable."""
+        await self._open()
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                return await fn(conn, *args)
+        except StoreError:
+            raise
+        except psycopg_pool.PoolTimeout as exc:
+            raise StoreUnavailable(f"quarantine database unreachable: {_safe(self.url)}") from exc
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"quarantine database: {type(exc).__name__}: {exc}") from exc
+
+    @staticmethod
+    async def _history(conn, qid: str, actor: str, action: str, note: str, at: dt.datetime | None = None) -> None:
+        await conn.execute(
+            "INSERT INTO history (id, at, actor, action, note) VALUES (%s, %s, %s, %s, %s)",
+            (qid, at or st.utcnow(), actor, action, note),
+        )
+
+    async def _load(self, conn, qid: str) -> st.HeldMessage:
+        cur = await conn.execute(f"SELECT {', '.join(st.MESSAGE_COLUMNS)} FROM held WHERE id = %s", (qid,))
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"no held message {qid}")
+        cur = await conn.execute("SELECT at, actor, action, note FROM history WHERE id = %s ORDER BY seq", (qid,))
+        history = [st.HistoryEntry(h["at"], h["actor"], h["action"], h["note"]) for h in await cur.fetchall()]
+        return st.message_from_row(row, history)
+
+    @staticmethod
+    async def _status(conn, qid: str, lock: bool = False) -> dict:
+        cur = await conn.execute(
+            "SELECT status, claim_token, claimed_at FROM held WHERE id = %s" + (" FOR UPDATE" if lock else ""), (qid,)
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"no held message {qid}")
+        return row
+
+    # ------------------------------------------------------------ operations
+
+    async def hold(self, decision: Any, raw: bytes, recipients: Sequence[str] | None = None) -> str:
+        rec = st.record_from_decision(decision, raw, recipients)
+        await self._tx(self._hold, rec, bytes(raw))
+        return rec.id
+
+    async def _hold(self, conn, rec: st.NewHold, raw: bytes) -> None:
+        await conn.execute(
+            "INSERT INTO held (id, held_at, status, mail_from, recipients, mail_options, client_address,"
+            " client_name, helo, action, rules, policy_version, findings, subject, size, sha256)"
+            " VALUES (%s, %s, 'held', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (rec.id, rec.held_at, rec.mail_from, Jsonb(list(rec.recipients)), Jsonb(list(rec.mail_options)),
+             rec.client_address, rec.client_name, rec.helo, rec.action, Jsonb(list(rec.rules)),
+             rec.policy_version, Jsonb(list(rec.findings)), rec.subject, rec.size, rec.sha256),
+        )
+        await conn.execute("INSERT INTO held_raw (id, raw) VALUES (%s, %s)", (rec.id, raw))
+        await self._history(conn, rec.id, "relay", "held", "", rec.held_at)
+
+    async def get(self, qid: str) -> st.HeldMessage:
+        return await self._tx(self._load, st.check_id(qid))
+
+    async def raw(self, qid: str) -> bytes:
+        return await self._tx(self._raw, st.check_id(qid))
+
+    async def _raw(self, conn, qid: str) -> bytes:
+        cur = await conn.execute("SELECT raw FROM held_raw WHERE id = %s", (qid,))
+        row = await cur.fetchone()
+        if row is None:
+            status = (await self._status(conn, qid))["status"]
+            raise NotFound(f"the bytes of {qid} are gone (it was {status})")
+        return bytes(row["raw"])
+
+    async def list(self, flt: st.Filter = st.Filter()) -> list[st.HeldSummary]:
+        return await self._tx(self._list, flt)
+
+    async def _list(self, conn, flt: st.Filter) -> list[st.HeldSummary]:
+        where, args = [], []
+        if flt.status:
+            where.append("status = %s")
+            args.append(flt.status)
+        if flt.sender:
+            where.append("lower(mail_from) LIKE %s ESCAPE '\\'")
+            args.append(st.like_pattern(flt.sender))
+        if flt.recipient:
+            where.append("EXISTS (SELECT 1 FROM jsonb_array_elements_text(held.recipients) AS r(v)"
+                         " WHERE lower(r.v) LIKE %s ESCAPE '\\')")
+            args.append(st.like_pattern(flt.recipient))
+        if flt.rule:
+            where.append("rules @> %s")
+            args.append(Jsonb([{"id": flt.rule}]))
+        if flt.since:
+            where.append("held_at >= %s")
+            args.append(flt.since)
+        if flt.until:
+            where.append("held_at < %s")
+            args.append(flt.until)
+        sql = f"SELECT {', '.join(st.SUMMARY_COLUMNS)} FROM held"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY held_at DESC, id DESC LIMIT %s"
+        args.append(flt.limit)
+        cur = await conn.execute(sql, args)
+        return [st.summary_from_row(r) for r in await cur.fetchall()]
+
+    async def note(self, qid: str, actor: str, action: str, note: str = "") -> st.HeldMessage:
+        return await self._tx(self._note, st.check_id(qid), actor, action, note)
+
+    async def _note(self, conn, qid: str, actor: str, action: str, note: str) -> st.HeldMessage:
+        await self._status(conn, qid)
+        await self._history(conn, qid, actor, action, note)
+        return await self._load(conn, qid)
+
+    async def claim(self, qid: str, actor: str) -> st.Claim:
+        return await self._tx(self._claim, st.check_id(qid), actor)
+
+    async def _claim(self, conn, qid: str, actor: str) -> st.Claim:
+        token = uuid.uuid4().hex
+        before = await self._status(conn, qid, lock=True)  # a concurrent claim waits here, then sees ours
+        cur = await conn.execute(
+            "UPDATE held SET status = 'releasing', claim_token = %s, claimed_at = now()"
+            " WHERE id = %s AND (status = 'held' OR"
+            " (status = 'releasing' AND claimed_at < now() - make_interval(secs => %s)))",
+            (token, qid, self.lease),
+        )
+        if cur.rowcount != 1:
+            raise AlreadyHandled(st.not_held_error(qid, before["status"]))
+        retaken = before["status"] == "releasing"
+        await self._history(conn, qid, actor, "release_claimed", "previous claim expired" if retaken else "")
+        cur = await conn.execute("SELECT raw FROM held_raw WHERE id = %s", (qid,))
+        raw = await cur.fetchone()
+        if raw is None:
+            raise StoreUnavailable(f"the bytes of {qid} are missing")
+        message = await self._load(conn, qid)
+        return st.Claim(qid, token, message, bytes(raw["raw"]))
+
+    async def finish_release(self, claim: st.Claim, actor: str, note: str) -> st.HeldMessage:
+        return await self._settle(claim, "released", actor, "released", note)
+
+    async def abandon_release(self, claim: st.Claim, actor: str, reason: str) -> st.HeldMessage:
+        return await self._settle(claim, "held", actor, "release_failed", reason)
+
+    async def _settle(self, claim: st.Claim, status: str, actor: str, action: str, note: str) -> st.HeldMessage:
+        async def run(conn) -> bool:
+            cur = await conn.execute(
+                "UPDATE held SET status = %s, claim_token = NULL, claimed_at = NULL"
+                " WHERE id = %s AND status = 'releasing' AND claim_token = %s",
+                (status, claim.id, claim.token),
+            )
+            lost = cur.rowcount != 1
+            suffix = " (claim had expired and was taken over)" if lost else ""
+            await self._history(conn, claim.id, actor, action, note + suffix)
+            return lost
+
+        if await self._tx(run):
+            raise AlreadyHandled(f"the release claim on {claim.id} expired and was taken over")
+        return await self._tx(self._load, claim.id)
+
+    async def delete(self, qid: str, actor: str, note: str = "") -> st.HeldMessage:
+        return await self._tx(self._delete, st.check_id(qid), actor, note)
+
+    async def _delete(self, conn, qid: str, actor: str, note: str) -> st.HeldMessage:
+        before = await self._status(conn, qid, lock=True)
+        cur = await conn.execute(
+            "UPDATE held SET status = 'deleted', claim_token = NULL, claimed_at = NULL"
+            " WHERE id = %s AND (status = 'held' OR"
+            " (status = 'releasing' AND claimed_at < now() - make_interval(secs => %s)))",
+            (qid, self.lease),
+        )
+        if cur.rowcount != 1:
+            raise AlreadyHandled(st.not_held_error(qid, before["status"]))
+        await conn.execute("DELETE FROM held_raw WHERE id = %s", (qid,))
+        await self._history(conn, qid, actor, "deleted", note)
+        return await self._load(conn, qid)
+
+    async def purge(self, older_than: dt.datetime, actor: str) -> list[st.Purged]:
+        return await self._tx(self._purge, older_than)
+
+    async def _purge(self, conn, older_than: dt.datetime) -> list[st.Purged]:
+        cur = await conn.execute(
+            "DELETE FROM held WHERE held_at < %s AND NOT"
+            " (status = 'releasing' AND claimed_at >= now() - make_interval(secs => %s))"
+            " RETURNING id, sha256, status, held_at",
+            (older_than, self.lease),
+        )  # held_raw and history go with it (ON DELETE CASCADE)
+        rows = sorted(await cur.fetchall(), key=lambda r: r["held_at"])
+        return [st.Purged(r["id"], r["sha256"], r["status"]) for r in rows]
+
+    async def check(self) -> list[str]:
+        return await self._tx(self._check)
+
+    async def _check(self, conn) -> list[str]:
+        cur = await conn.execute(
+            "SELECT held.id, held.status, held.sha256, held.size, encode(sha256(held_raw.raw), 'hex') AS digest,"
+            " length(held_raw.raw) AS length, held_raw.id IS NOT NULL AS has_raw"
+            " FROM held LEFT JOIN held_raw ON held_raw.id = held.id ORDER BY held.id"
+        )
+        problems = []
+        for row in await cur.fetchall():
+            if row["status"] == "deleted":
+                if row["has_raw"]:
+                    problems.append(f"{row['id']}: deleted but its bytes are still stored")
+            elif not row["has_raw"]:
+                problems.append(f"{row['id']}: {row['status']} but its bytes are missing")
+            elif row["digest"] != row["sha256"] or row["length"] != row["size"]:
+                problems.append(f"{row['id']}: bytes do not match the stored SHA-256")
+        cur = await conn.execute("SELECT id FROM held_raw WHERE id NOT IN (SELECT id FROM held)")
+        problems.extend(f"{r['id']}: bytes without a record" for r in await cur.fetchall())
+        return problems
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._pool.close()
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return "postgresql://..."
+    host, port, db = info.get("host", ""), info.get("port", ""), info.get("dbname", "")
+    return f"postgresql://{info.get('user', '')}@{host}{':' + str(port) if port else ''}/{db}"

@@ -1,0 +1,163 @@
+"""Reviewer actions: release (exactly once), delete, purge; each one logged as a JSON event.
+
+Release sends the ORIGINAL bytes to the next hop with the held envelope
+(sender, the recipients the message was held for, its MAIL parameters):
+
+1. **claim**: one atomic update ``held -> releasing`` with a fresh claim token.
+   Two reviewers releasing at the same moment: one wins, the other gets
+   :class:`~relay.errors.AlreadyHandled`. The bytes are checked against the
+   stored SHA-256 before anything is sent.
+2. **deliver** through :func:`relay.upstream.deliver`.
+3. **settle**: next hop accepted -> ``released``; next hop refused or was
+   down -> back to ``held`` with the refusal in the history, and the
+   :class:`~relay.errors.UpstreamError` is raised for the caller to show.
+
+The honest window (at-least-once, not exactly-once, across crashes): if the
+process dies, is interrupted, or loses the store after the next hop answered
+250 but before step 3 commits, the message stays ``releasing``. After the
+lease (:func:`relay.quarantine.lease_for`) a reviewer can release it again
+and the next hop gets it a second time. That is the only duplicate our side
+can cause: concurrent releases never both send, a death before the next hop's
+250 sends nothing it accepted, and a live release is never taken over because
+the lease is longer than any release can take. (SMTP itself has one more,
+RFC 1047's: a connection lost after our end-of-data but before the next hop's
+reply is read counts as "unavailable", the message goes back to ``held``, yet
+the next hop may have kept it.) An interrupted release is treated like a
+crash: its claim stays until the lease ends; the history shows the claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import getpass
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from relay.errors import StoreError, StoreUnavailable, UpstreamError, UpstreamRejected
+from relay.log import clean
+from relay.quarantine import store as st
+
+log = structlog.get_logger("relay.quarantine")
+
+Deliver = Callable[[Any, str, Sequence[str], bytes, Sequence[str]], Awaitable[Any]]
+
+_SETTLE_ATTEMPTS = 3
+
+
+def default_reviewer() -> str:
+    """$USER, or the login name, or ``unknown``."""
+    name = os.environ.get("USER") or os.environ.get("LOGNAME")
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):
+            name = "unknown"
+    return clean(name, 64)
+
+
+def _event(event: str, reviewer: str, qid: str, sha: str, **extra: Any) -> None:
+    log.info(event, reviewer=clean(reviewer, 64), id=qid, sha256=sha,
+             at=dt.datetime.now(dt.timezone.utc).isoformat(), **extra)
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    message: st.HeldMessage
+    reply: str          # the next hop's answer, as text
+
+
+async def _upstream_deliver(settings: Any, mail_from: str, rcpt_tos: Sequence[str], data: bytes,
+                            mail_options: Sequence[str] = ()) -> Any:
+    from relay import upstream  # imported on use: the SMTP client is only needed to release
+
+    return await upstream.deliver(settings, mail_from, list(rcpt_tos), data, mail_options=tuple(mail_options))
+
+
+async def release(store: st.Store, settings: Any, qid: str, reviewer: str, note: str = "",
+                  deliver: Deliver | None = None) -> Released:
+    """Send the held message to the next hop, exactly once; see the module docstring."""
+    deliver = deliver or _upstream_deliver
+    claim = await store.claim(qid, reviewer)
+    msg = claim.message
+    if st.sha256(claim.raw) != msg.sha256:
+        await _settle(store.abandon_release, claim, reviewer, "stored bytes do not match their SHA-256; not sent")
+        raise StoreError(f"{msg.id}: the stored bytes do not match their SHA-256; nothing was sent")
+    try:
+        reply = await deliver(settings, msg.mail_from, msg.recipients, claim.raw, msg.mail_options)
+    except UpstreamError as exc:
+        reason = _describe_refusal(exc)
+        await _settle(store.abandon_release, claim, reviewer, reason)
+        _event("quarantine.release_failed", reviewer, msg.id, msg.sha256, reason=reason)
+        raise
+    reply_text = clean(_reply_text(reply), 300)
+    done = await _settle(store.finish_release, claim, reviewer, _join(note, f"next hop: {reply_text}"))
+    _event("quarantine.release", reviewer, msg.id, msg.sha256, recipients=len(msg.recipients), note=clean(note, 300))
+    return Released(done, reply_text)
+
+
+async def _settle(op, claim: st.Claim, reviewer: str, note: str) -> st.HeldMessage:
+    """Commit the outcome; a store blip is retried a few times (the next hop may already have the mail)."""
+    for attempt in range(_SETTLE_ATTEMPTS):
+        try:
+            return await op(claim, reviewer, note)
+        except StoreUnavailable:
+            if attempt == _SETTLE_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _describe_refusal(exc: UpstreamError) -> str:
+    if isinstance(exc, UpstreamRejected):
+        return clean(f"next hop refused: {exc.code} {exc.message}", 300)
+    return clean(f"next hop unavailable: {exc}", 300)
+
+
+def _reply_text(reply: Any) -> str:
+    if reply is None:
+        return "accepted"
+    if isinstance(reply, tuple) and len(reply) == 2:
+        return f"{reply[0]} {reply[1]}"
+    code, message = getattr(reply, "code", None), getattr(reply, "message", None)
+    if code is not None:
+        return f"{code} {message or ''}".strip()
+    return str(reply)
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+async def delete(store: st.Store, qid: str, reviewer: str, note: str = "") -> st.HeldMessage:
+    msg = await store.delete(qid, reviewer, note)
+    _event("quarantine.delete", reviewer, msg.id, msg.sha256, note=clean(note, 300))
+    return msg
+
+
+async def reveal(store: st.Store, qid: str, reviewer: str) -> tuple[st.HeldMessage, bytes]:
+    """The record and bytes for an unmasked view; recorded in the history and logged."""
+    raw = await store.raw(qid)
+    msg = await store.note(qid, reviewer, "reveal")
+    _event("quarantine.reveal", reviewer, msg.id, msg.sha256)
+    return msg, raw
+
+
+async def export(store: st.Store, qid: str, reviewer: str) -> tuple[st.HeldMessage, bytes]:
+    """The original bytes for ``relay quarantine export``; recorded and logged like a reveal."""
+    raw = await store.raw(qid)
+    msg = await store.note(qid, reviewer, "export")
+    _event("quarantine.export", reviewer, msg.id, msg.sha256)
+    return msg, raw
+
+
+async def purge(store: st.Store, older_than: dt.datetime, reviewer: str) -> list[st.Purged]:
+    gone = await store.purge(older_than, reviewer)
+    for item in gone:
+        _event("quarantine.purge", reviewer, item.id, item.sha256, status=item.status)
+    log.info("quarantine.purged", reviewer=clean(reviewer, 64), count=len(gone), older_than=older_than.isoformat())
+    return gone

@@ -1,0 +1,400 @@
+"""The embedded quarantine: one SQLite file on local disk (``sqlite:///path``).
+
+Durability: the database runs in WAL mode with ``synchronous=FULL``, and a
+hold is one ``BEGIN IMMEDIATE ... COMMIT`` transaction that writes the
+metadata row, the message bytes (a BLOB in ``held_raw``, in the same file) and
+the first history entry. SQLite fsyncs the WAL before ``COMMIT`` returns, so
+when :meth:`SqliteStore.hold` returns the message is on disk; a crash at any
+earlier moment leaves no trace of it (the sending MTA still has it and
+retries on the 4xx it gets). Keeping the bytes inside the database rather than
+in files means no orphan files, no path built from an id, and one fsync per
+hold. ``secure_delete`` is on, so deleted and purged bytes are overwritten,
+and a purge checkpoints the WAL.
+
+Every SQLite call runs on one dedicated thread that owns the connection
+(nothing blocks the event loop); several processes may share the file
+(WAL + ``busy_timeout``; writes take the lock up front with ``BEGIN IMMEDIATE``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import sqlite3
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from relay.errors import AlreadyHandled, NotFound, StoreError, StoreUnavailable
+from relay.quarantine import store as st
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE held (
+            id TEXT PRIMARY KEY,
+            held_at REAL NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('held', 'releasing', 'released', 'deleted')),
+            mail_from TEXT NOT NULL,
+            recipients TEXT NOT NULL,
+            mail_options TEXT NOT NULL,
+            client_address TEXT NOT NULL,
+            client_name TEXT NOT NULL,
+            helo TEXT NOT NULL,
+            action TEXT NOT NULL,
+            rules TEXT NOT NULL,
+            policy_version TEXT NOT NULL,
+            findings TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            claim_token TEXT,
+            claimed_at REAL
+        )""",
+        "CREATE INDEX held_held_at ON held (held_at)",
+        "CREATE INDEX held_status ON held (status, held_at)",
+        "CREATE TABLE held_raw (id TEXT PRIMARY KEY REFERENCES held (id) ON DELETE CASCADE, raw BLOB NOT NULL)",
+        """CREATE TABLE history (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL REFERENCES held (id) ON DELETE CASCADE,
+            at REAL NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            note TEXT NOT NULL
+        )""",
+        "CREATE INDEX history_id ON history (id, seq)",
+    ),
+}
+
+
+def _ts(value: dt.datetime) -> float:
+    return value.timestamp()
+
+
+def _dt(value: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(value, st.UTC)
+
+
+def _decode(row: sqlite3.Row) -> dict[str, Any]:
+    out = dict(row)
+    out["held_at"] = _dt(out["held_at"])
+    for key in ("recipients", "mail_options", "rules", "findings"):
+        if key in out:
+            out[key] = json.loads(out[key])
+    return out
+
+
+class SqliteStore:
+    def __init__(self, url: str, lease: float = 600.0) -> None:
+        if not url.startswith("sqlite:///") or len(url) <= len("sqlite:///"):
+            raise StoreUnavailable("expected sqlite:///path/to/file")
+        self.url = url
+        self.path = Path(url[len("sqlite:///"):])
+        self.lease = lease
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quarantine-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------ plumbing (store thread only)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise StoreUnavailable("the quarantine store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, fn, args)
+
+    def _call(self, fn: Callable[..., T], args: tuple) -> T:
+        try:
+            conn = self._connection()
+            return fn(conn, *args)
+        except StoreError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"quarantine database {self.path}: {exc}") from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        new_file = not self.path.exists()
+        if new_file:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # The file holds mail: readable by its owner only.
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreUnavailable(f"quarantine database {self.path}: cannot use WAL mode (got {mode})")
+            for pragma in ("synchronous=FULL", "foreign_keys=ON", "secure_delete=ON",
+                           f"busy_timeout={BUSY_TIMEOUT_MS}"):
+                conn.execute(f"PRAGMA {pragma}")
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        if new_file:
+            _fsync_dir(self.path.parent)
+        self._conn = conn
+        return conn
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            current = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
+            if current > SCHEMA_VERSION:
+                raise StoreUnavailable(f"quarantine schema version {current} is newer than this relay ({SCHEMA_VERSION})")
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[version]:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @contextlib.contextmanager
+    def _tx(self, conn: sqlite3.Connection):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @staticmethod
+    def _history(conn: sqlite3.Connection, qid: str, actor: str, action: str, note: str, at: float | None = None) -> None:
+        conn.execute(
+            "INSERT INTO history (id, at, actor, action, note) VALUES (?, ?, ?, ?, ?)",
+            (qid, _ts(st.utcnow()) if at is None else at, actor, action, note),
+        )
+
+    def _load(self, conn: sqlite3.Connection, qid: str) -> st.HeldMessage:
+        row = conn.execute(f"SELECT {', '.join(st.MESSAGE_COLUMNS)} FROM held WHERE id = ?", (qid,)).fetchone()
+        if row is None:
+            raise NotFound(f"no held message {qid}")
+        history = [
+            st.HistoryEntry(_dt(h["at"]), h["actor"], h["action"], h["note"])
+            for h in conn.execute("SELECT at, actor, action, note FROM history WHERE id = ? ORDER BY seq", (qid,))
+        ]
+        return st.message_from_row(_decode(row), history)
+
+    def _status(self, conn: sqlite3.Connection, qid: str) -> sqlite3.Row:
+        row = conn.execute("SELECT status, claim_token, claimed_at FROM held WHERE id = ?", (qid,)).fetchone()
+        if row is None:
+            raise NotFound(f"no held message {qid}")
+        return row
+
+    # ------------------------------------------------------------ operations
+
+    async def hold(self, decision: Any, raw: bytes, recipients: Sequence[str] | None = None) -> str:
+        rec = st.record_from_decision(decision, raw, recipients)
+        await self._run(self._hold, rec, bytes(raw))
+        return rec.id
+
+    def _hold(self, conn: sqlite3.Connection, rec: st.NewHold, raw: bytes) -> None:
+        at = _ts(rec.held_at)
+        with self._tx(conn):
+            conn.execute(
+                "INSERT INTO held (id, held_at, status, mail_from, recipients, mail_options, client_address,"
+                " client_name, helo, action, rules, policy_version, findings, subject, size, sha256)"
+                " VALUES (?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (rec.id, at, rec.mail_from, json.dumps(rec.recipients), json.dumps(rec.mail_options),
+                 rec.client_address, rec.client_name, rec.helo, rec.action, json.dumps(rec.rules),
+                 rec.policy_version, json.dumps(rec.findings), rec.subject, rec.size, rec.sha256),
+            )
+            conn.execute("INSERT INTO held_raw (id, raw) VALUES (?, ?)", (rec.id, raw))
+            self._history(conn, rec.id, "relay", "held", "", at)
+
+    async def get(self, qid: str) -> st.HeldMessage:
+        qid = st.check_id(qid)
+        return await self._run(self._load, qid)
+
+    async def raw(self, qid: str) -> bytes:
+        qid = st.check_id(qid)
+        return await self._run(self._raw, qid)
+
+    def _raw(self, conn: sqlite3.Connection, qid: str) -> bytes:
+        row = conn.execute("SELECT raw FROM held_raw WHERE id = ?", (qid,)).fetchone()
+        if row is None:
+            status = self._status(conn, qid)["status"]
+            raise NotFound(f"the bytes of {qid} are gone (it was {status})")
+        return bytes(row["raw"])
+
+    async def list(self, flt: st.Filter = st.Filter()) -> list[st.HeldSummary]:
+        return await self._run(self._list, flt)
+
+    def _list(self, conn: sqlite3.Connection, flt: st.Filter) -> list[st.HeldSummary]:
+        where, args = [], []
+        if flt.status:
+            where.append("status = ?")
+            args.append(flt.status)
+        if flt.sender:
+            where.append("lower(mail_from) LIKE ? ESCAPE '\\'")
+            args.append(st.like_pattern(flt.sender))
+        if flt.recipient:
+            where.append("EXISTS (SELECT 1 FROM json_each(held.recipients) WHERE lower(value) LIKE ? ESCAPE '\\')")
+            args.append(st.like_pattern(flt.recipient))
+        if flt.rule:
+            where.append("EXISTS (SELECT 1 FROM json_each(held.rules) WHERE json_extract(value, '$.id') = ?)")
+            args.append(flt.rule)
+        if flt.since:
+            where.append("held_at >= ?")
+            args.append(_ts(flt.since))
+        if flt.until:
+            where.append("held_at < ?")
+            args.append(_ts(flt.until))
+        sql = f"SELECT {', '.join(st.SUMMARY_COLUMNS)} FROM held"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY held_at DESC, id DESC LIMIT ?"
+        args.append(flt.limit)
+        return [st.summary_from_row(_decode(r)) for r in conn.execute(sql, args)]
+
+    async def note(self, qid: str, actor: str, action: str, note: str = "") -> st.HeldMessage:
+        qid = st.check_id(qid)
+        return await self._run(self._note, qid, actor, action, note)
+
+    def _note(self, conn: sqlite3.Connection, qid: str, actor: str, action: str, note: str) -> st.HeldMessage:
+        with self._tx(conn):
+            self._status(conn, qid)
+            self._history(conn, qid, actor, action, note)
+        return self._load(conn, qid)
+
+    async def claim(self, qid: str, actor: str) -> st.Claim:
+        qid = st.check_id(qid)
+        return await self._run(self._claim, qid, actor)
+
+    def _claim(self, conn: sqlite3.Connection, qid: str, actor: str) -> st.Claim:
+        token = uuid.uuid4().hex
+        now = _ts(st.utcnow())
+        with self._tx(conn):
+            before = self._status(conn, qid)
+            cur = conn.execute(
+                "UPDATE held SET status = 'releasing', claim_token = ?, claimed_at = ?"
+                " WHERE id = ? AND (status = 'held' OR (status = 'releasing' AND claimed_at < ?))",
+                (token, now, qid, now - self.lease),
+            )
+            if cur.rowcount != 1:
+                raise AlreadyHandled(st.not_held_error(qid, before["status"]))
+            retaken = before["status"] == "releasing"
+            self._history(conn, qid, actor, "release_claimed", "previous claim expired" if retaken else "")
+            raw = conn.execute("SELECT raw FROM held_raw WHERE id = ?", (qid,)).fetchone()
+            if raw is None:
+                raise StoreUnavailable(f"the bytes of {qid} are missing")
+            message = self._load(conn, qid)
+        return st.Claim(qid, token, message, bytes(raw["raw"]))
+
+    async def finish_release(self, claim: st.Claim, actor: str, note: str) -> st.HeldMessage:
+        return await self._run(self._settle, claim, "released", actor, "released", note)
+
+    async def abandon_release(self, claim: st.Claim, actor: str, reason: str) -> st.HeldMessage:
+        return await self._run(self._settle, claim, "held", actor, "release_failed", reason)
+
+    def _settle(self, conn: sqlite3.Connection, claim: st.Claim, status: str, actor: str, action: str,
+                note: str) -> st.HeldMessage:
+        with self._tx(conn):
+            cur = conn.execute(
+                "UPDATE held SET status = ?, claim_token = NULL, claimed_at = NULL"
+                " WHERE id = ? AND status = 'releasing' AND claim_token = ?",
+                (status, claim.id, claim.token),
+            )
+            lost = cur.rowcount != 1
+            self._history(conn, claim.id, actor, action, note + (" (claim had expired and was taken over)" if lost else ""))
+        if lost:
+            raise AlreadyHandled(f"the release claim on {claim.id} expired and was taken over")
+        return self._load(conn, claim.id)
+
+    async def delete(self, qid: str, actor: str, note: str = "") -> st.HeldMessage:
+        qid = st.check_id(qid)
+        return await self._run(self._delete, qid, actor, note)
+
+    def _delete(self, conn: sqlite3.Connection, qid: str, actor: str, note: str) -> st.HeldMessage:
+        now = _ts(st.utcnow())
+        with self._tx(conn):
+            before = self._status(conn, qid)
+            cur = conn.execute(
+                "UPDATE held SET status = 'deleted', claim_token = NULL, claimed_at = NULL"
+                " WHERE id = ? AND (status = 'held' OR (status = 'releasing' AND claimed_at < ?))",
+                (qid, now - self.lease),
+            )
+            if cur.rowcount != 1:
+                raise AlreadyHandled(st.not_held_error(qid, before["status"]))
+            conn.execute("DELETE FROM held_raw WHERE id = ?", (qid,))
+            self._history(conn, qid, actor, "deleted", note)
+        return self._load(conn, qid)
+
+    async def purge(self, older_than: dt.datetime, actor: str) -> list[st.Purged]:
+        return await self._run(self._purge, older_than)
+
+    def _purge(self, conn: sqlite3.Connection, older_than: dt.datetime) -> list[st.Purged]:
+        now = _ts(st.utcnow())
+        cond = "held_at < ? AND NOT (status = 'releasing' AND claimed_at >= ?)"
+        args = (_ts(older_than), now - self.lease)
+        with self._tx(conn):
+            gone = [st.Purged(r["id"], r["sha256"], r["status"])
+                    for r in conn.execute(f"SELECT id, sha256, status FROM held WHERE {cond} ORDER BY held_at", args)]
+            conn.execute(f"DELETE FROM held_raw WHERE id IN (SELECT id FROM held WHERE {cond})", args)
+            conn.execute(f"DELETE FROM history WHERE id IN (SELECT id FROM held WHERE {cond})", args)
+            conn.execute(f"DELETE FROM held WHERE {cond}", args)
+        if gone:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return gone
+
+    async def check(self) -> list[str]:
+        return await self._run(self._check)
+
+    def _check(self, conn: sqlite3.Connection) -> list[str]:
+        problems = []
+        rows = conn.execute(
+            "SELECT held.id, held.status, held.sha256, held.size, held_raw.raw FROM held"
+            " LEFT JOIN held_raw ON held_raw.id = held.id ORDER BY held.id"
+        )
+        for row in rows:
+            raw = row["raw"]
+            if row["status"] == "deleted":
+                if raw is not None:
+                    problems.append(f"{row['id']}: deleted but its bytes are still stored")
+            elif raw is None:
+                problems.append(f"{row['id']}: {row['status']} but its bytes are missing")
+            elif st.sha256(bytes(raw)) != row["sha256"] or len(raw) != row["size"]:
+                problems.append(f"{row['id']}: bytes do not match the stored SHA-256")
+        for row in conn.execute("SELECT id FROM held_raw WHERE id NOT IN (SELECT id FROM held)"):
+            problems.append(f"{row['id']}: bytes without a record")
+        return problems
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        if self._conn is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
+            self._conn = None
+        self._closed = True
+        self._executor.shutdown(wait=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
