@@ -110,6 +110,10 @@ TYPES: dict[str, tuple[str, ...]] = {
     "credential": ("password", "private_key", "api_token"),
     "confidential_marker": ("marker", "sensitivity_label"),
     "abusive_language": ("abusive", "intimidating", "disparaging"),
+    "contract_language": ("offer", "acceptance", "order", "quote", "terms", "agreement"),
+    "unworded_figure": ("gbp", "usd", "eur"),
+    "figure_mismatch": ("gbp", "usd", "eur"),
+    "desktop_client": ("outlook", "thunderbird", "apple_mail", "other", "mobile"),
 }
 
 

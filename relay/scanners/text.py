@@ -1,0 +1,340 @@
+"""Text helpers shared by the content scanners (language, contracts, figures, confidentiality).
+
+Three jobs, all linear in the length of the text:
+
+* **Own words.** :func:`own_text` keeps what the sender wrote and drops what
+  they quote: ``> ...`` lines, the original under an attribution line
+  (``On Tue, 3 Mar 2026, Bob wrote:``, ``-----Original Message-----``, an
+  Outlook ``From: / Sent:`` block, a ``Forwarded message`` banner), the
+  signature under ``-- `` and standard legal disclaimers (paragraphs with the
+  cues listed in ``data/disclaimers.txt``).
+* **Lexicons.** :func:`load_lexicon` reads a documented word list from
+  ``data/`` (sections, alternation groups, simple inflections) and
+  :class:`PhraseMatcher` finds its phrases with one Aho-Corasick automaton,
+  built once, on whole words only (``assessment`` never matches ``ass``).
+* **Redaction.** :func:`mask` turns a matched term into ``b*****``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from importlib import resources
+
+import ahocorasick
+
+from relay.findings import Finding
+from relay.scanners import ScanContext
+
+# ---------------------------------------------------------------- normalising
+
+# Length-preserving: typographic quotes and dashes become their ASCII twins.
+_TRANSLATE = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"',
+                            "\u2010": "-", "\u2011": "-", "\u00a0": " ", "\u202f": " "})
+_WS = re.compile(r"\s+")
+
+
+def flatten(text: str) -> str:
+    """Whitespace runs become one space, curly quotes straight ones (case kept)."""
+    return _WS.sub(" ", text.translate(_TRANSLATE))
+
+
+def fold(flat: str) -> str:
+    """Lower case with the same length as ``flat``, so offsets line up with it."""
+    low = flat.lower()
+    if len(low) == len(flat):
+        return low
+    return "".join(ch.lower()[:1] for ch in flat)  # e.g. "İ" lowers to two code points
+
+
+# ---------------------------------------------------------------- own words
+
+_QUOTE_LINE = re.compile(r"^[ \t]*>")
+_ATTRIBUTION = re.compile(
+    r"^\s*(?:on\b.{0,200}\bwrote:\s*$"                 # On Tue, 3 Mar 2026 at 10:00, Bob <b@x> wrote:
+    r"|.{0,200}\b(?:wrote|writes|a écrit|schrieb)\s*:\s*$"  # Bob Smith wrote:
+    r"|-{2,}\s*original message\s*-{2,}"               # -----Original Message-----
+    r"|_{10,}\s*$"                                     # Outlook on the web: a rule, then From:/Sent:
+    r"|(?:from|von|de)\s*:.{0,300}$)",                 # From: Bob (checked with the next lines below)
+    re.I,
+)
+_FORWARD = re.compile(r"^\s*-{2,}\s*(?:forwarded message|begin forwarded message)\s*-{0,}\s*:?\s*$"
+                      r"|^\s*begin forwarded message\s*:\s*$", re.I)
+_HEADER_LINE = re.compile(r"^\s*(?:sent|date|to|subject|cc|gesendet|envoyé)\s*:", re.I)
+_SIG = re.compile(r"^-- ?$")
+# Text from HTML loses its line breaks: "Thanks On Tue, 3 Mar 2026, Bob <b@x> wrote: quoted..."
+_INLINE_ATTRIBUTION = re.compile(r"\bOn\b[^\n]{5,200}?\bwrote:|-{3,}\s*Original Message\s*-{3,}", re.I)
+
+
+def _is_attribution(lines: list[str], i: int) -> bool:
+    line = lines[i]
+    if not _ATTRIBUTION.match(line):
+        return False
+    stripped = line.strip().lower()
+    following = [x for x in lines[i + 1:i + 6] if x.strip()]
+    if stripped.startswith(("from:", "von:", "de:")):
+        # An Outlook header block: "From:" then Sent:/Date:/To:/Subject: lines.
+        return sum(bool(_HEADER_LINE.match(x)) for x in following) >= 2
+    if set(stripped) == {"_"}:
+        return bool(following) and following[0].strip().lower().startswith(("from:", "von:", "de:"))
+    return True
+
+
+def own_text(text: str, *, keep_forwarded: bool = False, keep_disclaimers: bool = False) -> str:
+    """The sender's own words in ``text``: quoted replies, signature and disclaimers removed.
+
+    A ``>`` line is dropped on its own. At an attribution line the rest is a
+    quotation, unless the next non-empty line is ``>``-quoted (a bottom-posted
+    or interleaved reply: only the attribution line goes, the ``>`` lines go
+    one by one). A forwarded message is dropped too unless ``keep_forwarded``
+    (forwarding confidential content is the sender's act; forwarding someone's
+    rude words is not the sender's language).
+    """
+    if ">" not in text and "\n" not in text:
+        return text if keep_disclaimers else strip_disclaimers(text)
+    lines = text.splitlines()
+    kept: list[str] = []
+    for i, line in enumerate(lines):
+        if _QUOTE_LINE.match(line):
+            continue
+        if _SIG.match(line):
+            break
+        if _FORWARD.match(line):
+            if keep_forwarded:
+                continue
+            break
+        if _is_attribution(lines, i):
+            following = next((x for x in lines[i + 1:] if x.strip()), "")
+            if _QUOTE_LINE.match(following):
+                continue
+            break
+        inline = _INLINE_ATTRIBUTION.search(line) if len(line) > 40 else None
+        if inline:
+            kept.append(line[:inline.start()])
+            break
+        kept.append(line)
+    out = "\n".join(kept)
+    return out if keep_disclaimers else strip_disclaimers(out)
+
+
+# ---------------------------------------------------------------- disclaimers
+
+_PARAGRAPHS = re.compile(r"\n[ \t]*\n")
+
+
+def strip_disclaimers(text: str) -> str:
+    """Drop paragraphs that read as a standard e-mail disclaimer.
+
+    A paragraph is a disclaimer when it holds one strong cue ("intended solely
+    for the use of") or two different weak ones ("confidential" + "notify the
+    sender"). Cues are in ``data/disclaimers.txt``.
+    """
+    out = []
+    for para in _PARAGRAPHS.split(text):
+        if len(para) > 40 and _is_disclaimer(fold(flatten(para))):
+            continue
+        out.append(para)
+    return "\n\n".join(out)
+
+
+def _is_disclaimer(low: str) -> bool:
+    weak: set[str] = set()
+    for m in _DISCLAIMER_CUES.find(low):
+        if m.label == "strong":
+            return True
+        weak.add(m.phrase)
+        if len(weak) >= 2:
+            return True
+    return False
+
+
+# ---------------------------------------------------------------- lexicons
+
+_GROUP = re.compile(r"\(([^()]*)\)")
+
+
+def expand(pattern: str) -> list[str]:
+    """All phrases a lexicon pattern stands for.
+
+    ``(a|b|)`` is an alternation (an empty branch makes it optional); a word
+    ending in ``+`` takes simple English inflections (-s, -es, -ed, -ing, -er,
+    -ers, with a final ``e`` dropped where English drops it). Spaces are
+    normalised, so ``a (b|) c`` gives ``a b c`` and ``a c``.
+    """
+    out = [pattern]
+    while any("(" in p for p in out):
+        nxt = []
+        for p in out:
+            m = _GROUP.search(p)
+            if not m:
+                nxt.append(p)
+                continue
+            for branch in m.group(1).split("|"):
+                nxt.append(p[:m.start()] + branch + p[m.end():])
+        out = nxt
+    phrases: list[str] = []
+    for p in out:
+        words = [_inflections(w) if w.endswith("+") else [w] for w in p.split()]
+        combos = [""]
+        for forms in words:
+            combos = [f"{c} {f}".strip() for c in combos for f in forms]
+        phrases.extend(combos)
+    return [p for p in dict.fromkeys(phrases) if p]
+
+
+def _inflections(word: str) -> list[str]:
+    stem = word[:-1]
+    forms = [stem, stem + "s", stem + "es", stem + "ed", stem + "ing", stem + "er", stem + "ers"]
+    if stem.endswith("e"):
+        forms += [stem + "d", stem[:-1] + "ing", stem + "r", stem + "rs"]
+    if stem.endswith("y") and len(stem) > 2 and stem[-2] not in "aeiou":
+        forms += [stem[:-1] + "ies", stem[:-1] + "ied"]
+    if len(stem) >= 3 and stem[-1] in "bdgmnprt" and stem[-2] in "aeiou" and stem[-3] not in "aeiou":
+        forms += [stem + stem[-1] + "ed", stem + stem[-1] + "ing", stem + stem[-1] + "er", stem + stem[-1] + "ers"]
+    return list(dict.fromkeys(forms))
+
+
+def load_lexicon(name: str) -> dict[str, list[str]]:
+    """Read ``data/<name>``: ``[section]`` headers, one pattern a line, ``#`` comments.
+
+    Returns section -> expanded, lower-cased phrases (lines before any header
+    go in section ``""``).
+    """
+    text = resources.files("relay.scanners").joinpath("data", name).read_text(encoding="utf-8")
+    return parse_lexicon(text)
+
+
+def parse_lexicon(text: str) -> dict[str, list[str]]:
+    sections: dict[str, list[str]] = {}
+    current = ""
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1].strip().lower()
+            sections.setdefault(current, [])
+            continue
+        sections.setdefault(current, []).extend(fold(flatten(p)) for p in expand(line))
+    return sections
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    start: int
+    end: int             # exclusive
+    phrase: str          # the lexicon phrase, lower case
+    label: str           # the section it came from
+
+
+def _word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+class PhraseMatcher:
+    """Whole-word, case-insensitive matching of many phrases in one pass (Aho-Corasick)."""
+
+    def __init__(self, labelled: Mapping[str, Iterable[str]]) -> None:
+        self._automaton = ahocorasick.Automaton()
+        count = 0
+        for label, phrases in labelled.items():
+            for phrase in phrases:
+                if phrase and not self._automaton.exists(phrase):
+                    self._automaton.add_word(phrase, (phrase, label))
+                    count += 1
+        self.size = count
+        if count:
+            self._automaton.make_automaton()
+
+    def find(self, low: str) -> list[Match]:
+        """Non-overlapping whole-word matches in ``low`` (a :func:`fold`-ed text); longest wins."""
+        if not self.size:
+            return []
+        found: list[Match] = []
+        n = len(low)
+        for end, (phrase, label) in self._automaton.iter(low):
+            start = end - len(phrase) + 1
+            if start > 0 and _word_char(low[start - 1]) and _word_char(phrase[0]):
+                continue
+            if end + 1 < n and _word_char(low[end + 1]) and _word_char(phrase[-1]):
+                continue
+            found.append(Match(start, end + 1, phrase, label))
+        return list(_non_overlapping(found))
+
+
+def _non_overlapping(matches: list[Match]) -> Iterator[Match]:
+    matches.sort(key=lambda m: (m.start, m.start - m.end))
+    last_end = -1
+    for m in matches:
+        if m.start >= last_end:
+            yield m
+            last_end = m.end
+
+
+# ---------------------------------------------------------------- redaction
+
+def mask(term: str) -> str:
+    """``bastard`` -> ``b******``; each word of a phrase keeps only its first letter."""
+    return " ".join(w[:1] + "*" * (len(w) - 1) for w in term.split())
+
+
+_DISCLAIMER_CUES = PhraseMatcher(load_lexicon("disclaimers.txt"))
+
+
+# ---------------------------------------------------------------- message helpers
+
+@dataclass(frozen=True, slots=True)
+class OwnChunk:
+    where: str
+    source: str
+    protected: bool
+    flat: str            # the sender's own words, whitespace collapsed, case kept
+    low: str             # fold(flat): same length, lower case
+
+
+def own_chunks(ctx: ScanContext, sources: tuple[str, ...] = ("body", "header", "attachment"),
+               *, keep_forwarded: bool = False) -> Iterator[OwnChunk]:
+    """The extracted chunks of ``sources``, reduced to the sender's own words (see :func:`own_text`).
+
+    Quote stripping applies to the body only: an attached document has no
+    reply quoting, and the subject is one line.
+    """
+    for chunk in ctx.extraction.chunks:
+        if chunk.source not in sources or not chunk.text:
+            continue
+        text = own_text(chunk.text, keep_forwarded=keep_forwarded) if chunk.source == "body" else chunk.text
+        flat = flatten(text)
+        if flat.strip():
+            yield OwnChunk(chunk.where, chunk.source, chunk.protected, flat, fold(flat))
+
+
+def merge_same_place(findings: Iterable[Finding]) -> list[Finding]:
+    """One finding per (kind, type, where): the one with the highest count, then confidence.
+
+    A multipart/alternative message has its body twice (text and HTML), both
+    extracted as ``body``; the same words must not count twice.
+    """
+    best: dict[tuple[str, str, str], Finding] = {}
+    for f in findings:
+        key = (f.kind, f.type, f.where)
+        old = best.get(key)
+        if old is None or (f.count, f.confidence) > (old.count, old.confidence):
+            best[key] = f
+    return list(best.values())
+
+
+def has_external_recipient(ctx: ScanContext) -> bool:
+    """True when some envelope recipient is outside the organisation's internal domains."""
+    return any(not ctx.organisation.is_internal(r) for r in ctx.envelope.rcpt_tos)
+
+
+_BULK_PRECEDENCE = {"bulk", "list", "junk"}
+
+
+def is_bulk(ctx: ScanContext) -> bool:
+    """A newsletter or mailing-list message (List-Unsubscribe, List-Id, Precedence: bulk/list)."""
+    msg = ctx.message
+    if msg.header("List-Unsubscribe") or msg.header("List-Id"):
+        return True
+    return (msg.header("Precedence") or "").strip().lower() in _BULK_PRECEDENCE
