@@ -152,7 +152,10 @@ class _Compiler:
         ordered = tuple(kinds)
 
         if pred is None and need == 1:
-            return lambda ctx: any(k in ctx.by_kind for k in ordered)
+            if len(ordered) == 1:
+                only = ordered[0]
+                return lambda ctx: only in ctx.by_kind
+            return lambda ctx: not kind_set.isdisjoint(ctx.by_kind)
 
         def test(ctx: EvalContext) -> bool:
             total = 0

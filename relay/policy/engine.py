@@ -22,6 +22,7 @@ How rules combine (defined here once, documented in ``policies/README.md``):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from relay.envelope import Envelope
@@ -39,7 +40,8 @@ class Policy:
     """A loaded policy. Immutable after load; ``evaluate`` is safe to call from any task or thread."""
 
     __slots__ = ("spec", "name", "version", "organisation", "custom_detectors", "rules", "monitor", "_default", "_failure",
-                 "_tags")
+                 "_tags", "_domains", "_suffixes",
+                 "_group_of")
 
     def __init__(self, spec: PolicySpec) -> None:
         self.spec = spec
@@ -51,6 +53,10 @@ class Policy:
         self.monitor = spec.monitor
         self._default = spec.defaults.action
         self._failure = spec.defaults.scanner_failure
+        self._domains = frozenset(spec.organisation.internal_domains)
+        self._suffixes = tuple("." + d for d in spec.organisation.internal_domains)
+        # senders repeat: remember the group of the last few thousand (fnmatch per pattern is slow)
+        self._group_of = functools.lru_cache(maxsize=4096)(spec.organisation.group_of)
         self._tags = {r.id: r.tag for r in spec.rules if r.action is Action.TAG and (r.tag.headers or r.tag.subject_prefix)}
 
     def __repr__(self) -> str:
@@ -79,7 +85,8 @@ class Policy:
         }
 
     def evaluate(self, envelope: Envelope, message: ParsedMessage, findings: Sequence[Finding]) -> Verdict:
-        ctx = EvalContext(envelope, message, findings, self.organisation)
+        ctx = EvalContext(envelope, message, findings, self.organisation, self._domains, self._suffixes,
+                          self._group_of)
         matches: list[RuleMatch] = []
         n_all = len(envelope.rcpt_tos)
         for rule in self.rules:
