@@ -1,0 +1,93 @@
+"""Personal data detection (policy clauses 3.1, 5.2, 5.3).
+
+:class:`PersonalDataScanner` (name ``personal_data``) reads the text the
+pipeline extracted once (``ctx.extraction.chunks``) and reports:
+
+* ``personal_data`` of a type in ``PERSONAL_DATA_TYPES`` (uk_nino, nhs_number,
+  payment_card, iban, uk_bank_account, uk_passport, uk_driving_licence,
+  uk_utr, date_of_birth; single phone_number/postal_address LOW) or
+  ``custom:<name>`` for the policy's own detectors;
+* ``special_category`` (GDPR Art. 9 terms next to an identified person);
+* ``bulk_contacts`` (many people's e-mail addresses, phones or postal addresses);
+* ``credential`` (password, private_key, api_token).
+
+One finding per (kind, type, where, confidence), ``count`` = distinct values
+(a value found twice is counted once, in its highest band); ``evidence`` is
+redacted (:mod:`.redact`); ``protected`` is the chunk's. Detection is CPU
+work, so :meth:`PersonalDataScanner.scan` runs it off the event loop.
+Module map: :mod:`.engine` (the combined pass), one module per family
+(:mod:`.nino`, :mod:`.nhs`, :mod:`.cards`, :mod:`.banking`, :mod:`.uk_ids`,
+:mod:`.dob`, :mod:`.contacts`, :mod:`.special_category`, :mod:`.credentials`,
+:mod:`.custom`), :mod:`.confidence` (context scoring), :mod:`.validators`,
+:mod:`.redact`, ``data/`` (term lists with their sources).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from email.utils import getaddresses
+
+from relay.findings import Confidence, Finding
+
+from .confidence import ChunkContext, Hit
+from .engine import scan_chunk
+
+__all__ = ["PersonalDataScanner", "detect"]
+
+
+def detect(chunks: Iterable[object], detectors: Iterable[object] = (),
+           exclude: Iterable[str] = ()) -> list[Finding]:
+    """Findings for text chunks (``where``, ``text``, ``source``, ``protected``), synchronously.
+
+    ``exclude``: e-mail addresses (lower case) that are not third parties'
+    contact details: the sender and the recipients.
+    """
+    detectors = tuple(detectors)
+    excluded = frozenset(a.lower() for a in exclude if a)
+    findings: list[Finding] = []
+    for chunk in chunks:
+        text = getattr(chunk, "text", "")
+        if not text:
+            continue
+        cc = ChunkContext(text, getattr(chunk, "where", "body"), getattr(chunk, "source", "body"),
+                          bool(getattr(chunk, "protected", False)))
+        findings.extend(_aggregate(scan_chunk(cc, detectors, excluded), cc))
+    return findings
+
+
+def _aggregate(hits: list[Hit], cc: ChunkContext) -> list[Finding]:
+    best: dict[tuple[str, str], dict[str, Hit]] = {}
+    for hit in hits:
+        values = best.setdefault((hit.kind, hit.type), {})
+        old = values.get(hit.value)
+        if old is None or hit.confidence > old.confidence:
+            values[hit.value] = hit
+    out = []
+    for (kind, type_), values in best.items():
+        for conf in (Confidence.HIGH, Confidence.MEDIUM, Confidence.LOW):
+            group = [h for h in values.values() if h.confidence == conf]
+            if group:
+                group.sort(key=lambda h: h.start)
+                out.append(Finding(kind, type_, conf, len(group), cc.where, group[0].evidence, cc.protected))
+    return out
+
+
+def _addresses(ctx) -> set[str]:
+    found = {ctx.envelope.mail_from, *ctx.envelope.rcpt_tos}
+    for name in ("From", "Sender", "Reply-To", "To", "Cc"):
+        for value in ctx.message.header_all(name):
+            found.update(addr for _, addr in getaddresses([value]))
+    return {a.lower().strip("<>") for a in found if a}
+
+
+class PersonalDataScanner:
+    """Finds personal data, special category data, bulk contact lists and written-out secrets."""
+
+    name = "personal_data"
+
+    async def scan(self, ctx) -> Sequence[Finding]:
+        return await asyncio.to_thread(self.scan_sync, ctx)
+
+    def scan_sync(self, ctx) -> list[Finding]:
+        return detect(ctx.extraction.chunks, ctx.custom_detectors, _addresses(ctx))

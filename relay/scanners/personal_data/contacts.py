@@ -1,0 +1,146 @@
+"""Contact details: phone numbers, e-mail addresses, postal addresses, and bulk lists of them.
+
+One person's contact details in a mail are ordinary business; a list of many
+people's is the finding worth a reviewer's time (``bulk_contacts``, count =
+distinct values). What does not count towards a list:
+
+* the signature blocks: lines after a sign-off ("Kind regards", "Thanks",
+  ``-- ``), ``SIGNATURE_LINES`` lines long, where the sender (and, in quoted
+  replies, earlier senders) put their own details;
+* addresses on quoted header lines (``From:``, ``To:``, ``Cc:``, ``Sent:``)
+  and the message's own sender and recipients.
+
+Phones are UK numbers as ``phonenumbers`` (region GB) judges them valid.
+A postal address is a valid UK postcode with a street line (a house number
+and a street word: Road, Street, Lane, ...) on its line or the two before.
+Bulk: ``BULK_MIN`` distinct values of one kind -> HIGH when they sit on
+separate lines (a list or table) or number ``BULK_ANYWAY`` or more; else MEDIUM.
+A single third-party phone number or address is reported LOW.
+"""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+from relay.findings import Confidence
+
+from . import redact
+from .confidence import ChunkContext, Hit
+
+SIGNATURE_LINES = 12
+BULK_MIN = 5
+BULK_ANYWAY = 10
+
+_SIGN_OFF = re.compile(
+    r"^[ \t>]*(?:--[ \t]*$|(?:kind|best|warm|warmest|many)?[ \t]*(?:regards|wishes|thanks)\b|thank you\b|cheers\b"
+    r"|(?:yours[ \t]+)?(?:sincerely|faithfully|truly)\b|best,|all the best\b|speak soon\b|ta\b)[^\n]{0,40}$",
+    re.I | re.M)
+_QUOTED_HEADER = re.compile(r"^[ \t>]*(?:from|to|cc|bcc|sent|reply-to|date)[ \t]*:", re.I)
+_LOCAL = re.compile(r"[A-Za-z0-9._%+\-']{1,64}$")
+_STREET = re.compile(
+    r"(?<![0-9A-Za-z])[0-9]{1,4}[A-Za-z]?,?[ \t]+(?:[A-Z][A-Za-z'\-]+[ \t]+){1,3}"
+    r"(?:Road|Rd|Street|St|Lane|Ln|Avenue|Ave|Close|Drive|Dr|Way|Place|Pl|Court|Ct|Gardens|Gdns|Crescent"
+    r"|Terrace|Square|Sq|Hill|Grove|Park|Row|Walk|Mews|Green|Rise|View|Parade|Vale|Wharf|Yard)\b")
+_POSTCODE = re.compile(r"[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][ABD-HJLNP-UW-Z]{2}")
+
+
+def signature_zones(text: str) -> list[tuple[int, int]]:
+    zones = []
+    for m in _SIGN_OFF.finditer(text):
+        end = m.end()
+        for _ in range(SIGNATURE_LINES):
+            nxt = text.find("\n", end + 1)
+            if nxt < 0:
+                end = len(text)
+                break
+            end = nxt
+        zones.append((m.start(), end))
+    return zones
+
+
+def _inside(pos: int, zones: list[tuple[int, int]]) -> bool:
+    return any(s <= pos < e for s, e in zones)
+
+
+def _line_of(text: str, pos: int) -> int:
+    return text.rfind("\n", 0, pos)
+
+
+def phone_value(raw: str) -> str:
+    try:
+        num = phonenumbers.parse(raw, "GB")
+    except phonenumbers.NumberParseException:
+        return ""
+    if not phonenumbers.is_valid_number(num):
+        return ""
+    return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+
+
+def email_at(text: str, at: int, domain_end: int) -> str:
+    m = _LOCAL.search(text, max(0, at - 64), at)
+    if not m:
+        return ""
+    local = m.group().lstrip(".'")
+    if not local:
+        return ""
+    return (local + text[at:domain_end]).lower()
+
+
+def evaluate(cc: ChunkContext, phones: list[tuple[int, str]], emails: list[tuple[int, int]],
+             postcodes: list[tuple[int, int]], exclude: frozenset[str]) -> list[Hit]:
+    """Hits for the contact details of one chunk (``phones``: (start, raw); ``emails``: (at, end))."""
+    text = cc.text
+    zones = signature_zones(text) if cc.source == "body" else []
+    kinds: dict[str, dict[str, int]] = {"phone_number": {}, "email_address": {}, "postal_address": {}}
+    lines: dict[str, set[int]] = {k: set() for k in kinds}
+    for start, raw in phones:
+        value = phone_value(raw)
+        if value and not _inside(start, zones) and value not in exclude:
+            kinds["phone_number"].setdefault(value, start)
+            lines["phone_number"].add(_line_of(text, start))
+    for at, end in emails:
+        value = email_at(text, at, end)
+        if not value or value in exclude or _inside(at, zones):
+            continue
+        ls = _line_of(text, at)
+        if _QUOTED_HEADER.match(text, ls + 1):
+            continue
+        kinds["email_address"].setdefault(value, at)
+        lines["email_address"].add(ls)
+    for start, end in postcodes:
+        if _inside(start, zones):
+            continue
+        top = start
+        for _ in range(3):                   # this line and the two before it
+            top = text.rfind("\n", 0, max(0, top - 1)) if top > 0 else 0
+            if top < 0:
+                top = 0
+                break
+        street = None
+        for street in _STREET.finditer(text, max(top, start - 160), start):
+            pass
+        if street is None:
+            continue
+        value = (street.group() + " " + text[start:end].replace(" ", "")).lower()
+        kinds["postal_address"].setdefault(value, start)
+        lines["postal_address"].add(_line_of(text, start))
+    hits = []
+    for type_, values in kinds.items():
+        n = len(values)
+        if n >= BULK_MIN:
+            listed = len(lines[type_]) >= BULK_MIN or n >= BULK_ANYWAY
+            conf = Confidence.HIGH if listed else Confidence.MEDIUM
+            what = type_.replace("_", " ") + "es" if type_.endswith("address") else "phone numbers"
+            for value, pos in values.items():
+                hits.append(Hit("bulk_contacts", type_, value, conf, redact.count_of(n, what), pos))
+        elif type_ != "email_address":
+            for value, pos in values.items():
+                evidence = redact.mask(value, keep_end=3) if type_ == "phone_number" else "street line + postcode"
+                hits.append(Hit("personal_data", type_, value, Confidence.LOW, evidence, pos))
+    return hits
+
+
+def postcode_ok(raw: str) -> bool:
+    return bool(_POSTCODE.fullmatch(raw))

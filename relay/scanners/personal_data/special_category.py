@@ -1,0 +1,58 @@
+"""GDPR Art. 9 special category data: a curated term next to an identified person.
+
+A term alone is a topic ("Sociology of Religion" on a reading list, "Mental
+Health Awareness Week"), not data about someone. A term is reported only when
+an identified person is within ``WINDOW`` characters either side:
+
+* a titled name (``Mr Patel``, ``Dr. Jones``),
+* a role or relation (patient, employee, student, my son, ...: data/person_context.txt),
+* a pronoun (he, she, his, her) as in "she has been diagnosed with ...",
+* a personal identifier found in the same chunk (NINO, NHS number, date of birth, ...).
+
+Topic words nearby (reading list, lecture, research, awareness week, ...:
+data/topic_context.txt) drop the finding to LOW. Terms: data/special_category.txt.
+"""
+
+from __future__ import annotations
+
+import re
+
+from relay.findings import Confidence
+
+from .confidence import ChunkContext, Hit, words
+from .data import load_lines
+
+WINDOW = 120
+
+TERMS: tuple[tuple[str, str], ...] = tuple(
+    tuple(line.split("|", 1)) for line in load_lines("special_category.txt"))  # type: ignore[misc]
+PERSON_WORDS = words(load_lines("person_context.txt"))
+TOPIC_WORDS = words(load_lines("topic_context.txt"))
+TITLED_NAME = re.compile(r"(?<![A-Za-z])(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ \t]+[A-Z][a-z'\-]+")
+NAMES = {"health": "health", "ethnicity": "ethnic origin", "religion": "religious belief",
+         "sexual_orientation": "sexual orientation", "trade_union": "trade union membership",
+         "biometric": "biometric data", "genetic": "genetic data", "political": "political opinion",
+         "criminal": "criminal offence data"}
+
+
+def evaluate(cc: ChunkContext, term_hits: list[tuple[int, int, str, str]], id_positions: list[int]) -> list[Hit]:
+    """``term_hits``: (start, end, category, term) already checked as whole words."""
+    hits = []
+    text = cc.text
+    for start, end, category, term in term_hits:
+        lo, hi = max(0, start - WINDOW), min(len(text), end + WINDOW)
+        person = (any(lo <= p < hi for p in id_positions)
+                  or TITLED_NAME.search(text, lo, hi) is not None
+                  or _person_word(cc, start, end))
+        if not person:
+            continue
+        topic, _ = cc.nearest(TOPIC_WORDS, start, end, WINDOW)
+        conf = Confidence.LOW if topic >= 0 else Confidence.HIGH
+        hits.append(Hit("special_category", category, term, conf,
+                        f"{NAMES[category]} term near an identified person", start))
+    return hits
+
+
+def _person_word(cc: ChunkContext, start: int, end: int) -> bool:
+    dist, _ = cc.nearest(PERSON_WORDS, start, end, WINDOW)
+    return dist >= 0
