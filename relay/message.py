@@ -14,10 +14,14 @@ import email.errors
 import email.header
 import email.parser
 import email.policy
+import mimetypes
+import quopri
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
 
+from relay import archives
 from relay.findings import Confidence, Finding
 
 
@@ -44,7 +48,7 @@ class ParseLimits:
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    index: str                                  # "1", "1.2"; archive members "2/a.exe"
+    index: str                                  # "1", "1.2"; archive members "1.2/1", "1.2/1/3"
     content_type: str                           # declared, lower case, e.g. "text/plain"
     filename: str = ""                          # decoded (RFC 2231, encoded words); "" if none
     charset: str = ""
@@ -52,14 +56,18 @@ class Part:
     headers: tuple[tuple[str, str], ...] = ()
     payload: bytes = b""                        # transfer encoding removed; b"" for containers
     children: tuple[Part, ...] = ()
-    origin: str = "mime"                        # mime | archive
+    origin: str = "mime"                        # mime | archive (archive and TNEF members)
     container: str = ""                         # label of the enclosing attachment for archive members
+    archive: str = ""                           # this part's archive format if its members are children
+    encrypted: bool = False                     # an archive member whose bytes need a password
 
     @property
     def label(self) -> str:
+        """Where the part is, for findings: ``part 2 "docs.zip" > "a.exe"``."""
+        if self.container:
+            return f'{self.container} > "{self.filename}"'
         name = f' "{self.filename}"' if self.filename else ""
-        inner = f"part {self.index}{name}"
-        return f"{self.container} > {inner}" if self.container else inner
+        return f"part {self.index}{name}"
 
     @property
     def is_multipart(self) -> bool:
@@ -120,8 +128,18 @@ class ParsedMessage:
             stack.extend(reversed(part.children))
 
     def leaves(self) -> Iterator[Part]:
-        """Parts with content of their own (no multipart containers)."""
-        return (p for p in self.walk() if not p.children and not p.is_multipart)
+        """Parts with content of their own: no multipart or message/rfc822 containers.
+
+        An archive is a leaf (it has bytes of its own) and so is each of its members.
+        """
+        return (p for p in self.walk() if p.payload or (not p.children and not p.is_multipart))
+
+    def attachments(self) -> Iterator[Part]:
+        """Leaves that are files: named, marked as attachments, archive members, or not text."""
+        for p in self.leaves():
+            if (p.filename or p.origin != "mime" or p.disposition == "attachment"
+                    or not p.content_type.startswith("text/")):
+                yield p
 
 
 def decode_words(value: str) -> str:
@@ -134,24 +152,52 @@ def decode_words(value: str) -> str:
         return value
 
 
+# Fields RFC 5322 allows at most once in a message header, and per-part MIME fields.
+_SINGLE_ROOT = frozenset({"from", "sender", "reply-to", "to", "cc", "bcc", "subject", "date",
+                          "message-id", "in-reply-to", "references"})
+_SINGLE_PART = frozenset({"content-type", "content-transfer-encoding", "content-disposition"})
+
+
 class _Walker:
     def __init__(self, limits: ParseLimits) -> None:
         self.limits = limits
         self.parts = 0
-        self.decoded = 0
-        self.problems: list[Finding] = []
-        self._reported: set[tuple[str, str]] = set()
+        self.budget = archives.Budget(limits.max_archive_members, limits.max_decoded_bytes,
+                                      limits.max_compression_ratio)
+        self._problems: dict[tuple[str, str], list] = {}
+
+    @property
+    def problems(self) -> tuple[Finding, ...]:
+        return tuple(Finding(k, t, Confidence.HIGH, n, where) for (k, t), (where, n) in self._problems.items())
 
     def problem(self, kind: str, type_: str, where: str) -> None:
-        if (kind, type_) in self._reported:
-            return
-        self._reported.add((kind, type_))
-        self.problems.append(Finding(kind, type_, Confidence.HIGH, 1, where))
+        """Record one problem; repeats of the same (kind, type) only count up."""
+        seen = self._problems.get((kind, type_))
+        if seen:
+            seen[1] += 1
+        else:
+            self._problems[(kind, type_)] = [where, 1]
 
-    def part(self, msg: Message, index: str, depth: int) -> Part:
+    def _check_headers(self, msg: Message, where: str, root: bool) -> tuple[tuple[str, str], ...]:
+        headers = []
+        counts: dict[str, int] = {}
+        for k, v in msg.raw_items():
+            value = str(v)
+            if "\x00" in value or "\x00" in k:
+                self.problem("malformed", "nul_in_header", f"{where} header {k.replace(chr(0), '')}")
+                value = value.replace("\x00", "")
+            lk = k.lower()
+            counts[lk] = counts.get(lk, 0) + 1
+            headers.append((k, decode_words(value)))
+        for name, n in counts.items():
+            if n > 1 and (name in _SINGLE_PART or (root and name in _SINGLE_ROOT)):
+                self.problem("malformed", "duplicate_header", f"{where} header {name}")
+        return tuple(headers)
+
+    def part(self, msg: Message, index: str, depth: int, root: bool = False) -> Part:
         self.parts += 1
-        headers = tuple((k, decode_words(str(v))) for k, v in msg.raw_items())
         where = f"part {index}"
+        headers = self._check_headers(msg, where, root)
         for defect in msg.defects:
             self.problem("malformed", _defect_type(defect), where)
         ctype = msg.get_content_type()
@@ -167,10 +213,13 @@ class _Walker:
         charset = msg.get_content_charset() or ""
         children: list[Part] = []
         payload = b""
+        archive = ""
         if msg.is_multipart():
             subparts = msg.get_payload()
             if depth >= self.limits.max_depth:
                 self.problem("limit_exceeded", "max_mime_depth", where)
+            elif ctype == "message/rfc822" and _cte(msg) in ("base64", "quoted-printable"):
+                children.extend(self._encoded_message(msg, subparts, index, depth, where))
             else:
                 for n, sub in enumerate(subparts if isinstance(subparts, list) else [], 1):
                     if self.parts >= self.limits.max_parts:
@@ -180,10 +229,59 @@ class _Walker:
                         children.append(self.part(sub, f"{index}.{n}", depth + 1))
         else:
             payload = self._decode(msg, where)
-        return Part(index, ctype, filename, charset, disposition, headers, payload, tuple(children))
+            label = Part(index, ctype, filename).label
+            archive, members = self._members(payload, filename, index, label, 1)
+            children.extend(members)
+        return Part(index, ctype, filename, charset, disposition, headers, payload, tuple(children),
+                    archive=archive)
+
+    def _encoded_message(self, msg: Message, subparts, index: str, depth: int, where: str) -> list[Part]:
+        """message/rfc822 sent base64 or quoted-printable (RFC 2046 forbids it): decode, then parse."""
+        self.problem("malformed", "encoded_message_rfc822", where)
+        text = subparts[0].as_string() if isinstance(subparts, list) and subparts else ""
+        if _cte(msg) == "base64":
+            data = _strict_b64(text)
+            if data is None:
+                self.problem("malformed", "bad_base64", where)
+                data = binascii.a2b_base64(re.sub(r"[^A-Za-z0-9+/=]", "", text).encode() + b"==")
+        else:
+            data = quopri.decodestring(text.encode("utf-8", "surrogateescape"))
+        self.budget.used += len(data)
+        return [self.part(_PARSER.parsebytes(data), f"{index}.1", depth + 1)]
+
+    def _members(self, data: bytes, filename: str, index: str, label: str, level: int) -> tuple[str, list[Part]]:
+        """The members of ``data`` if it is an archive, as child parts (origin "archive")."""
+        fmt = archives.sniff(data)
+        if not fmt:
+            return "", []
+        if level > self.limits.max_archive_depth:
+            self.problem("limit_exceeded", "max_archive_depth", label)
+            return "", []
+        listing = archives.list_members(data, self.budget, filename, fmt)
+        if listing is None:
+            return "", []
+        for kind, type_ in listing.problems:
+            self.problem(kind, type_, label)
+        out = []
+        members = listing.members
+        if listing.encrypted:  # even the names need the password: one opaque member stands for them
+            members = (archives.Member("(encrypted)", b"", -1, True),)
+        for n, member in enumerate(members, 1):
+            if self.parts >= self.limits.max_parts:
+                self.problem("limit_exceeded", "max_parts", label)
+                break
+            self.parts += 1
+            name = member.name.replace("\x00", "")
+            child_index = f"{index}/{n}"
+            child_label = f'{label} > "{name}"'
+            fmt_inner, grandchildren = self._members(member.data, name, child_index, child_label, level + 1)
+            ctype = mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+            out.append(Part(child_index, ctype, name, payload=member.data, children=tuple(grandchildren),
+                            origin="archive", container=label, archive=fmt_inner, encrypted=member.encrypted))
+        return listing.format, out
 
     def _decode(self, msg: Message, where: str) -> bytes:
-        cte = str(msg.get("Content-Transfer-Encoding", "")).strip().lower()
+        cte = _cte(msg)
         try:
             if cte == "base64":
                 body = msg.get_payload(decode=False)
@@ -199,12 +297,16 @@ class _Walker:
         except (ValueError, LookupError, binascii.Error):
             self.problem("malformed", "bad_transfer_encoding", where)
             data = b""
-        room = self.limits.max_decoded_bytes - self.decoded
+        room = self.budget.room
         if len(data) > room:
             self.problem("limit_exceeded", "max_decoded_bytes", where)
-            data = data[: max(room, 0)]
-        self.decoded += len(data)
+            data = data[:room]
+        self.budget.used += len(data)
         return data
+
+
+def _cte(msg: Message) -> str:
+    return str(msg.get("Content-Transfer-Encoding", "")).strip().lower()
 
 
 def _strict_b64(body: str) -> bytes | None:
@@ -240,11 +342,11 @@ def parse(raw: bytes, limits: ParseLimits = ParseLimits()) -> ParsedMessage:
     walker = _Walker(limits)
     try:
         msg = _PARSER.parsebytes(raw)
-        root = walker.part(msg, "1", 0)
+        root = walker.part(msg, "1", 0, root=True)
     except RecursionError:
         walker.problem("limit_exceeded", "max_mime_depth", "message")
         root = Part("1", "application/octet-stream", payload=raw[: limits.max_decoded_bytes])
     except Exception as exc:  # noqa: BLE001 - the stdlib parser may raise on hostile input
         walker.problem("malformed", "unparseable", f"message ({type(exc).__name__})")
         root = Part("1", "application/octet-stream", payload=raw[: limits.max_decoded_bytes])
-    return ParsedMessage(raw, root, tuple(walker.problems))
+    return ParsedMessage(raw, root, walker.problems)

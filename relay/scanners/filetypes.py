@@ -1,0 +1,313 @@
+"""True file types of attachments and archive members (clause 5.1).
+
+Every leaf part and archive member is typed from its bytes -- libmagic
+(python-magic, one ``magic.Magic`` per thread: it is not thread-safe) on the
+first 16 KiB, plus exact checks of the signatures that matter here -- and from
+its name. Findings (``where`` is the part's label):
+
+- ``executable`` pe | elf | macho | msi: by content (high confidence), or by an
+  executable extension alone (``.exe .dll .scr .com .cpl .pif .msi .msp``;
+  medium).
+- ``script`` js | vbs | ps1 | hta | bat | cmd | lnk | jar | wsf | sh: by
+  extension (Windows runs these by name: high), and by content where content
+  says so reliably: a ``#!`` line (sh), a shell link header (lnk), a zip with
+  a Java manifest or classes (jar), ``<HTA:APPLICATION`` (hta), ``<job>`` with
+  ``<script>`` (wsf), a DOS batch file (bat). Plain JavaScript, VBScript and
+  PowerShell have no reliable content signature: extension only. Content
+  checks do not apply to message bodies (a body may quote a script).
+- ``disk_image`` iso | img | vhd | vhdx | dmg: by content (ISO 9660
+  ``CD001``, ``vhdxfile``, ``conectix``, a DMG ``koly`` trailer, an MBR
+  partitioned image) or extension.
+- ``macro`` vba | xlm: oletools olevba on Office documents (OLE2 and OOXML).
+- ``dde``: DDE/DDEAUTO fields in Word documents (oletools msodde), DDE links
+  and ``cmd|'...'!A1`` formulas in Excel workbooks, and CSV cells starting
+  ``=cmd|`` and the like.
+- ``type_mismatch`` (type: the real type) where the name or the declared
+  type lies:
+
+  1. the content is an executable, script (by content) or disk image, and
+     neither the extension nor the declared type says so (``invoice.pdf``
+     that is a PE file: ``executable pe`` *and* ``type_mismatch pe``);
+  2. the extension names a specific format -- a document (pdf, doc, docx,
+     xls, xlsx, ppt, pptx, rtf, odt, ods, odp), an image (jpg, jpeg, png,
+     gif, bmp, tif, tiff), an archive (zip, 7z, rar, gz) -- and libmagic is
+     sure the bytes are another format (``report.pdf`` that is a zip).
+
+  Not mismatches: generic names (``.txt``, ``.dat``, ``.bin``, no extension)
+  over harmless content -- a ``.txt`` that is a zip is fine, its members are
+  listed and judged on their own; libmagic answers that mean "not sure"
+  (``application/octet-stream``, plain text for a text format); an encrypted
+  OOXML file (an OLE2 container) called ``.docx``; declared types alone
+  (mail clients send ``application/octet-stream`` for anything).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import threading
+import zipfile
+from collections.abc import Sequence
+
+import magic
+
+from relay.findings import Confidence, Finding
+from relay.message import ParsedMessage, Part
+
+HEAD = 16 * 1024
+_local = threading.local()
+
+CFB = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_MSI_CLSIDS = {"000C1084-0000-0000-C000-000000000046", "000C1086-0000-0000-C000-000000000046",
+               "000C1082-0000-0000-C000-000000000046"}
+_LNK = b"L\x00\x00\x00\x01\x14\x02\x00\x00\x00\x00\x00\xc0\x00\x00\x00\x00\x00\x00F"
+_MACHO = (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe")
+
+EXEC_EXT = {"exe": "pe", "dll": "pe", "scr": "pe", "com": "pe", "cpl": "pe", "pif": "pe", "sys": "pe",
+            "msi": "msi", "msp": "msi"}
+SCRIPT_EXT = {"js": "js", "jse": "js", "vbs": "vbs", "vbe": "vbs", "ps1": "ps1", "psm1": "ps1", "psd1": "ps1",
+              "hta": "hta", "bat": "bat", "cmd": "cmd", "lnk": "lnk", "jar": "jar", "wsf": "wsf", "wsh": "wsf",
+              "sh": "sh", "bash": "sh", "zsh": "sh", "ksh": "sh"}
+IMAGE_EXT = {"iso": "iso", "img": "img", "ima": "img", "vhd": "vhd", "vhdx": "vhdx", "dmg": "dmg"}
+
+_OLE_MIMES = ("application/x-ole-storage", "application/msword", "application/vnd.ms-", "application/cdfv2")
+_OOXML = ("application/vnd.openxmlformats-officedocument.", "application/zip", "application/vnd.ms-",
+          *_OLE_MIMES)
+_ODF = ("application/vnd.oasis.opendocument.", "application/zip")
+# extension -> libmagic MIME prefixes that fit it (rule 2 of the docstring)
+SPECIFIC = {
+    "pdf": ("application/pdf",),
+    "doc": _OLE_MIMES, "xls": _OLE_MIMES, "ppt": _OLE_MIMES,
+    "docx": _OOXML, "xlsx": _OOXML, "pptx": _OOXML, "docm": _OOXML, "xlsm": _OOXML, "pptm": _OOXML,
+    "odt": _ODF, "ods": _ODF, "odp": _ODF,
+    "rtf": ("text/rtf", "application/rtf"),
+    "jpg": ("image/jpeg",), "jpeg": ("image/jpeg",), "png": ("image/png",), "gif": ("image/gif",),
+    "bmp": ("image/bmp", "image/x-ms-bmp"), "tif": ("image/tiff",), "tiff": ("image/tiff",),
+    "zip": ("application/zip", "application/x-zip"), "7z": ("application/x-7z-compressed",),
+    "rar": ("application/x-rar", "application/vnd.rar"), "gz": ("application/gzip", "application/x-gzip"),
+}
+_UNSURE = ("application/octet-stream", "inode/x-empty", "application/x-empty", "text/plain")
+_SHORT = {"application/pdf": "pdf", "application/zip": "zip", "application/x-7z-compressed": "7z",
+          "application/gzip": "gzip", "application/x-ole-storage": "ole", "text/html": "html",
+          "image/jpeg": "jpeg", "image/png": "png", "text/rtf": "rtf"}
+
+
+def _magic() -> magic.Magic:
+    m = getattr(_local, "magic", None)
+    if m is None:
+        m = _local.magic = magic.Magic(mime=True)
+    return m
+
+
+def mime_of(data: bytes) -> str:
+    try:
+        return _magic().from_buffer(data[:HEAD]).lower()
+    except magic.MagicException:
+        return "application/octet-stream"
+
+
+def _short(mime: str) -> str:
+    return _SHORT.get(mime) or mime.rpartition("/")[2].removeprefix("x-")
+
+
+def _cfb_clsid(data: bytes) -> str:
+    import olefile
+    try:
+        with olefile.OleFileIO(data) as ole:
+            return (ole.root.clsid or "").upper()
+    except Exception:  # noqa: BLE001 - a broken container is just not an MSI
+        return ""
+
+
+def executable(data: bytes, mime: str) -> str:
+    """pe, elf, macho, msi or "" from the bytes."""
+    if data[:2] == b"MZ" or mime in ("application/x-dosexec", "application/vnd.microsoft.portable-executable"):
+        return "pe"
+    if data[:4] == b"\x7fELF":
+        return "elf"
+    if data[:4] in _MACHO or mime == "application/x-mach-binary":
+        return "macho"
+    if data[:8] == CFB and _cfb_clsid(data) in _MSI_CLSIDS:
+        return "msi"
+    return ""
+
+
+def disk_image(data: bytes, mime: str) -> str:
+    if any(data[o:o + 5] == b"CD001" for o in (0x8001, 0x8801, 0x9001)) or mime == "application/x-iso9660-image":
+        return "iso"
+    if data[:8] == b"vhdxfile":
+        return "vhdx"
+    if data[:8] == b"conectix" or data[-512:-504] == b"conectix":
+        return "vhd"
+    if len(data) >= 1024 and data[-512:-508] == b"koly":
+        return "dmg"
+    if len(data) >= 512 and data[510:512] == b"\x55\xaa" and any(
+            data[446 + 16 * i + 4] not in (0, 0xEE) and data[446 + 16 * i] in (0, 0x80) for i in range(4)) \
+            and not data[:3] in (b"\xeb\x3c\x90", b"\xeb\x58\x90"):
+        return "img"
+    return ""
+
+
+def _zip_names(data: bytes) -> list[str]:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return zf.namelist()[:2000]
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return []
+
+
+def script(data: bytes, mime: str) -> str:
+    head = data[:HEAD]
+    if head.startswith(_LNK):
+        return "lnk"
+    if head.startswith(b"#!"):
+        return "sh"
+    if head.startswith(b"PK\x03\x04"):
+        names = _zip_names(data)
+        if "META-INF/MANIFEST.MF" in names or any(n.endswith(".class") for n in names):
+            return "jar"
+        return ""
+    low = head.lower()
+    if b"<hta:application" in low:
+        return "hta"
+    if b"<job" in low and b"<script" in low:
+        return "wsf"
+    if mime == "text/x-msdos-batch":
+        return "bat"
+    return ""
+
+
+def _ooxml(data: bytes) -> bool:
+    names = _zip_names(data)
+    return "[Content_Types].xml" in names
+
+
+def macros(data: bytes) -> list[str]:
+    from oletools.olevba import VBA_Parser
+    try:
+        parser = VBA_Parser("attachment", data=data)
+    except Exception:  # noqa: BLE001 - not an Office file after all, or too broken to hold macros
+        return []
+    try:
+        out = []
+        if parser.detect_vba_macros():
+            out.append("vba")
+        try:
+            if parser.detect_xlm_macros():
+                out.append("xlm")
+        except Exception:  # noqa: BLE001 - XLM detection is best effort
+            pass
+        return out
+    except Exception:  # noqa: BLE001
+        return []
+    finally:
+        parser.close()
+
+
+_DDE_FORMULA = re.compile(rb"<f>[^<]*\w\|\s*'[^<]*'![^<]*</f>", re.I)
+_DDE_CSV = re.compile(rb"(?m)^[\"']?[=+\-@][^\r\n|]{0,40}\|")
+
+
+def dde(data: bytes, ext: str) -> bool:
+    from oletools import msodde
+    try:
+        if data[:8] == CFB:
+            import olefile
+            with olefile.OleFileIO(data) as ole:
+                if ole.exists("WordDocument"):
+                    return bool(msodde.process_doc(ole).strip())
+            return False
+        if data[:4] == b"PK\x03\x04":
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                names = zf.namelist()
+                if any(n.startswith("word/") for n in names):
+                    return bool(msodde.process_docx(io.BytesIO(data)).strip())
+                for name in names:
+                    if name.startswith("xl/externalLinks/") or name.startswith("xl/worksheets/"):
+                        with zf.open(name) as fh:
+                            xml = fh.read(4 * 1024 * 1024)
+                        if b"<ddeLink" in xml or _DDE_FORMULA.search(xml):
+                            return True
+            return False
+        if ext == "csv":
+            return bool(_DDE_CSV.search(data[:4 * 1024 * 1024]))
+    except Exception:  # noqa: BLE001 - a document too broken to parse holds no field we can see
+        return False
+    return False
+
+
+def _is_body(part: Part) -> bool:
+    return (part.origin == "mime" and not part.filename and part.disposition != "attachment"
+            and part.content_type in ("text/plain", "text/html"))
+
+
+def check_part(part: Part) -> list[Finding]:
+    """Every file-type finding for one leaf part."""
+    data, ext, where = part.payload, part.extension, part.label
+    out: list[Finding] = []
+    if part.encrypted and not data:
+        data = b""
+    mime = mime_of(data) if data else ""
+    declared = part.content_type
+
+    exe = executable(data, mime) if data else ""
+    if exe:
+        out.append(Finding("executable", exe, Confidence.HIGH, 1, where))
+    elif ext in EXEC_EXT:
+        out.append(Finding("executable", EXEC_EXT[ext], Confidence.MEDIUM, 1, where))
+
+    body = _is_body(part)
+    by_content = script(data, mime) if data and not body else ""
+    if ext in SCRIPT_EXT:
+        out.append(Finding("script", SCRIPT_EXT[ext], Confidence.HIGH, 1, where))
+    elif by_content:
+        out.append(Finding("script", by_content, Confidence.HIGH, 1, where))
+
+    image = disk_image(data, mime) if data else ""
+    if image:
+        out.append(Finding("disk_image", image, Confidence.HIGH, 1, where))
+    elif ext in IMAGE_EXT:
+        out.append(Finding("disk_image", IMAGE_EXT[ext], Confidence.MEDIUM, 1, where))
+
+    if data and not body and (data[:8] == CFB or (data[:4] == b"PK\x03\x04" and _ooxml(data))
+                              or ext in ("doc", "docm", "xls", "xlsm", "ppt", "pptm", "xml", "mht")):
+        for kind in macros(data):
+            out.append(Finding("macro", kind, Confidence.HIGH, 1, where))
+    if data and not body and dde(data, ext):
+        out.append(Finding("dde", "dde", Confidence.HIGH, 1, where))
+
+    real = exe or (by_content if by_content not in ("", "jar") else "") or image
+    if real:
+        said = EXEC_EXT.get(ext) or SCRIPT_EXT.get(ext) or IMAGE_EXT.get(ext)
+        declared_ok = declared not in ("", "text/plain", "application/octet-stream") and _declares(declared, real)
+        if said != real and not declared_ok and not (real == "pe" and ext in EXEC_EXT) \
+                and not (real == "sh" and ext in ("py", "pl", "rb")):
+            out.append(Finding("type_mismatch", real, Confidence.HIGH, 1, where))
+    elif ext in SPECIFIC and mime and not mime.startswith(_UNSURE) and not mime.startswith(SPECIFIC[ext]):
+        out.append(Finding("type_mismatch", _short(mime), Confidence.HIGH, 1, where))
+    return out
+
+
+def _declares(declared: str, real: str) -> bool:
+    words = {"pe": ("dosexec", "msdownload", "portable-executable", "executable"), "elf": ("elf", "executable"),
+             "macho": ("mach",), "msi": ("msi", "installer"), "iso": ("iso9660",), "sh": ("sh",),
+             "lnk": ("shortcut",), "hta": ("hta",), "bat": ("bat",), "wsf": ("wsf",)}
+    return any(w in declared for w in words.get(real, (real,)))
+
+
+def scan_message(message: ParsedMessage) -> list[Finding]:
+    out: list[Finding] = []
+    for part in message.leaves():
+        out.extend(check_part(part))
+    return out
+
+
+class FileTypeScanner:
+    name = "filetypes"
+
+    def __init__(self, settings=None) -> None:
+        self.settings = settings
+
+    async def scan(self, ctx) -> Sequence[Finding]:
+        return await asyncio.to_thread(scan_message, ctx.message)
