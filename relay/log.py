@@ -42,3 +42,44 @@ def configure(fmt: str = "auto", stream=None) -> None:
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=True,
     )
+
+
+def decision_event(*, message_id: str, session_id: str, client: dict[str, str], mail_from: str,
+                   rcpt_tos, size: int, decision=None, action: str = "", reply=None,
+                   quarantine_id: str | None = None, recipients: dict[str, list[str]] | None = None,
+                   timings: dict[str, float] | None = None, error: str = "") -> dict[str, object]:
+    """The fields of the one ``"decision"`` event logged per message (DESIGN.md, decision log).
+
+    ``decision`` is the pipeline's :class:`~relay.pipeline.Decision` (None when
+    the pipeline failed: then ``action`` is ``"error"`` and ``error`` says what
+    failed, without details that could carry message content). Addresses are
+    cleaned; findings go through ``Finding.as_dict`` (already redacted); reply
+    text is not logged, only its codes. Timings are in milliseconds.
+    """
+    verdict = decision.verdict if decision is not None else None
+    all_timings = dict(decision.timings) if decision is not None else {}
+    all_timings.update(timings or {})
+    event: dict[str, object] = {
+        "message_id": message_id,
+        "session_id": session_id,
+        "client": {k: clean(v, 255) for k, v in client.items() if v},
+        "envelope": {"mail_from": clean(mail_from), "rcpt_tos": [clean(r) for r in rcpt_tos]},
+        "size": size,
+        "action": action or (str(verdict.action) if verdict is not None else "error"),
+        "rules": [m.as_dict() for m in verdict.matches] if verdict is not None else [],
+        "findings": [f.as_dict() for f in decision.findings] if decision is not None else [],
+        "quarantine_id": quarantine_id,
+        "policy_version": verdict.policy_version if verdict is not None else "",
+        "timings_ms": {k: round(v * 1000, 3) for k, v in all_timings.items()},
+    }
+    if decision is not None:
+        header_id = decision.message.header("Message-ID") if hasattr(decision.message, "header") else None
+        if header_id:
+            event["header_message_id"] = clean(header_id, 255)
+    if recipients:
+        event["recipients"] = {k: [clean(r) for r in v] for k, v in recipients.items() if v}
+    if reply is not None:
+        event["reply"] = f"{reply.code} {reply.status}"
+    if error:
+        event["error"] = error
+    return event

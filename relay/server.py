@@ -1,0 +1,569 @@
+"""The SMTP edge: an aiosmtpd protocol in front of the next hop, and the act stage.
+
+The relay is a proxy, not a queue. Each client session gets one
+:class:`~relay.upstream.UpstreamSession` (opened at the first MAIL, reused for
+later transactions). MAIL FROM and each RCPT TO are mirrored to the next hop
+and its own answer goes back to the client, so a recipient the next hop
+refuses is refused to the client too. After DATA the pipeline decides and
+:class:`RelayHandler` acts: reject, tempfail, hold, or tag/accept and forward;
+the client hears 250 only after the next hop did or the hold is durable.
+
+What :class:`RelaySMTP` adds to aiosmtpd's protocol:
+
+- access control at connect: a client outside ``allowed_clients`` gets
+  ``554 5.7.1`` as greeting and ``503 5.7.1`` to every command but QUIT
+  (RFC 5321 3.1), so it never reaches MAIL; past ``max_sessions`` a client
+  gets ``421 4.7.0`` and is closed while the others go on;
+- enhanced status codes on every reply (``replies.enhance``); EHLO advertises
+  SIZE, 8BITMIME, SMTPUTF8, PIPELINING, ENHANCEDSTATUSCODES, XFORWARD and
+  STARTTLS when ``tls_cert`` is set; no AUTH;
+- its own DATA reader: ends only on CRLF.CRLF, rejects bare CR or LF anywhere
+  in the data with ``550 5.5.2`` once the real end is read (invariant 6, as
+  Postfix's ``smtpd_forbid_bare_newline``), keeps long lines, enforces
+  ``max_message_size`` and ``max_header_size`` while receiving (552 5.3.4,
+  nothing kept past the bound) and ``data_timeout``;
+- Postfix XFORWARD, so the decision log shows the original client;
+- ``421 4.4.2`` on ``command_timeout``; ``451 4.3.0`` with generic text for an
+  unexpected exception, the traceback in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import secrets
+import ssl
+import time
+from typing import Any
+
+import structlog
+from aiosmtpd.smtp import SMTP, Session
+
+from relay import metrics, replies
+from relay.config import Settings
+from relay.envelope import Envelope
+from relay.errors import StoreError, UpstreamUnavailable
+from relay.log import decision_event
+from relay.replies import Reply
+from relay.upstream import Upstream, UpstreamSession
+from relay.verdict import Action
+
+log = structlog.get_logger("relay.server")
+
+_XFORWARD_NAMES = ("NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE")
+_DENIED_COMMAND_BUDGET = 10
+
+
+class ServerState:
+    """What every session of one worker shares."""
+
+    def __init__(self, settings: Settings, handler: RelayHandler, upstream: Upstream, hostname: str,
+                 tls_context: ssl.SSLContext | None = None) -> None:
+        self.settings = settings
+        self.handler = handler
+        self.upstream = upstream
+        self.hostname = hostname
+        self.tls_context = tls_context
+        self.sessions: set[RelaySMTP] = set()
+        self.draining = False
+
+    def factory(self) -> RelaySMTP:
+        return RelaySMTP(self)
+
+    def refusal(self, peer: Any) -> Reply | None:
+        """The greeting that refuses this client, or None to serve it."""
+        if self.draining:
+            return replies.SHUTTING_DOWN
+        address = peer[0] if isinstance(peer, tuple) and peer else ""
+        if not self.settings.allows(address):
+            return replies.ACCESS_DENIED
+        if len(self.sessions) > self.settings.max_sessions:
+            return replies.TOO_MANY_SESSIONS
+        return None
+
+    def drain(self) -> None:
+        """Stop taking work: idle sessions get 421 now, busy ones after their transaction."""
+        self.draining = True
+        for session in list(self.sessions):
+            if session.idle:
+                session.close_with(replies.SHUTTING_DOWN)
+
+
+class RelaySMTP(SMTP):
+    """aiosmtpd's protocol with the relay's edge rules (see the module docstring)."""
+
+    def __init__(self, state: ServerState) -> None:
+        s = state.settings
+        # aiosmtpd sizes its StreamReader from this attribute; data lines may be longer (read in pieces).
+        self.line_length_limit = max(1001, s.max_line_length)
+        super().__init__(
+            state.handler, data_size_limit=s.max_message_size, enable_SMTPUTF8=True, decode_data=False,
+            hostname=state.hostname, ident="ESMTP relay", tls_context=state.tls_context,
+            timeout=s.command_timeout, loop=asyncio.get_running_loop(),
+        )
+        self.state = state
+        self.settings = s
+        self.command_size_limit = max(s.max_line_length - 2, 16)
+        self.command_size_limits = collections.defaultdict(lambda: self.command_size_limit)
+        self.session_id = secrets.token_hex(6)
+        self.log = log.bind(session_id=self.session_id)
+        self.upstream: UpstreamSession | None = None
+        self.xforward: dict[str, str] = {}
+        self.refused: Reply | None = None
+        self.busy = False               # a command that starts or carries a transaction is running
+        self._greeted = False
+        self._plain = False             # replies to HELO/EHLO carry no enhanced code (RFC 2034)
+        self._denied_budget = _DENIED_COMMAND_BUDGET
+        self._counted = False
+
+    # ---------------------------------------------------------------- connection
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self.transport is None and self._original_transport is None
+        super().connection_made(transport)
+        if not first:
+            return                                         # STARTTLS re-entry: same session
+        self.state.sessions.add(self)
+        self.refused = self.state.refusal(self.session.peer)
+        peer = self.session.peer
+        self.log = self.log.bind(peer=peer[0] if isinstance(peer, tuple) else str(peer))
+        if self.refused is None:
+            self._counted = True
+            metrics.SESSIONS_OPEN.inc()
+        else:
+            self.log.info("session.refused", reply=f"{self.refused.code} {self.refused.status}")
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.state.sessions.discard(self)
+        if self._counted:
+            self._counted = False
+            metrics.SESSIONS_OPEN.dec()
+        if self.upstream is not None:
+            self.upstream.close()
+        super().connection_lost(error)
+
+    @property
+    def idle(self) -> bool:
+        """No transaction open and no command running: safe to close on shutdown."""
+        return not self.busy and (self.envelope is None or self.envelope.mail_from is None)
+
+    def close_with(self, reply: Reply) -> None:
+        """Send ``reply`` (a 421) and close, from outside the session's own task."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(str(reply).encode("ascii") + b"\r\n")
+            self.transport.close()
+
+    def _timeout_cb(self) -> None:
+        self.log.info("session.timeout")
+        self.close_with(replies.TIMEOUT)
+
+    async def push(self, status: str | bytes) -> None:
+        if not self._greeted:
+            self._greeted = True
+            if self.refused is not None:
+                await super().push(str(self.refused))
+                if self.refused.code == 421:
+                    self.transport.close()
+                else:
+                    self._smtp_methods = {name: self._denied for name in self._smtp_methods}
+                    self._smtp_methods["QUIT"] = self.smtp_QUIT
+                return
+        elif isinstance(status, str) and not self._plain:
+            status = replies.enhance(status)
+        await super().push(status)
+
+    async def _denied(self, arg: str | None) -> None:
+        self._denied_budget -= 1
+        await self.push(str(replies.DENIED_SEQUENCE))
+        if self._denied_budget <= 0:
+            self.transport.close()
+
+    async def handle_exception(self, error: Exception) -> str:
+        self.log.error("session.error", error=type(error).__name__, exc_info=error)
+        if self.upstream is not None:
+            self.upstream.close()
+        self._set_rset_state()
+        return str(replies.INTERNAL_ERROR)
+
+    # ---------------------------------------------------------------- commands
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        self._plain = True
+        try:
+            await super().smtp_HELO(hostname)
+        finally:
+            self._plain = False
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        self._plain = True
+        try:
+            if not hostname:
+                await self.push("501 Syntax: EHLO hostname")
+                return
+            await self._end_transaction()
+            self.session.extended_smtp = True
+            self.session.host_name = hostname
+            self.command_size_limits["MAIL"] = self.command_size_limit + 26 + 10
+            lines = [self.hostname, f"SIZE {self.settings.max_message_size}", "8BITMIME", "SMTPUTF8",
+                     "PIPELINING", "ENHANCEDSTATUSCODES", "XFORWARD " + " ".join(_XFORWARD_NAMES)]
+            if self.tls_context and not self._tls_protocol:
+                lines.append("STARTTLS")
+            for i, line in enumerate(lines):
+                await self.push(f"250{' ' if i == len(lines) - 1 else '-'}{line}")
+        finally:
+            self._plain = False
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        await self.push(str(replies.AUTH_UNAVAILABLE))
+
+    async def smtp_RSET(self, arg: str) -> None:
+        await super().smtp_RSET(arg)
+        self.xforward.clear()
+        if self.state.draining:
+            self.close_with(replies.SHUTTING_DOWN)
+
+    async def smtp_QUIT(self, arg: str) -> None:
+        if self.upstream is not None:
+            await self.upstream.quit()
+        await super().smtp_QUIT(arg)
+
+    async def smtp_XFORWARD(self, arg: str | None) -> None:
+        """Postfix XFORWARD: the original client's NAME, ADDR, HELO... for the decision log."""
+        if self.envelope.mail_from is not None:
+            await self.push(str(replies.XFORWARD_IN_TRANSACTION))
+            return
+        attrs = {}
+        for item in (arg or "").split():
+            name, eq, value = item.partition("=")
+            if not eq or name.upper() not in _XFORWARD_NAMES:
+                await self.push(str(replies.XFORWARD_SYNTAX))
+                return
+            attrs[name.upper()] = _xtext_decode(value)
+        if not attrs:
+            await self.push(str(replies.XFORWARD_SYNTAX))
+            return
+        self.xforward.update(attrs)
+        await self.push(str(replies.XFORWARD_OK))
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if self.state.draining:
+            self.close_with(replies.SHUTTING_DOWN)
+            return
+        self.busy = True
+        try:
+            await super().smtp_MAIL(arg)
+        finally:
+            self.busy = False
+
+    async def smtp_DATA(self, arg: str | None) -> None:
+        if await self.check_helo_needed():
+            return
+        if not self.envelope.rcpt_tos:
+            await self.push(str(replies.NEED_RCPT))
+            return
+        if arg:
+            await self.push(str(replies.DATA_SYNTAX))
+            return
+        if self.upstream is None or not self.upstream.in_transaction:
+            await self._end_transaction()
+            await self.push(str(replies.UPSTREAM_LOST))
+            return
+        self.busy = True
+        try:
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            self._reset_timeout(self.settings.data_timeout)
+            started = time.perf_counter()
+            raw, problem = await self._read_data()
+            received = time.perf_counter() - started
+            self._timeout_handle.cancel()   # what follows is bounded by scanner and next-hop timeouts
+            if problem is not None:
+                self.log.info("message.refused", reply=f"{problem.code} {problem.status}", size=len(raw))
+                await self._end_transaction()
+                answer = problem
+            else:
+                answer = await self.event_handler.handle_message(self, raw, received)
+                self._set_post_data_state()
+                self.xforward.clear()
+            self._reset_timeout()
+            await self.push(str(answer))
+        finally:
+            self.busy = False
+        if self.state.draining:
+            self.close_with(replies.SHUTTING_DOWN)
+
+    async def _end_transaction(self) -> None:
+        self._set_rset_state()
+        if self.upstream is not None:
+            await self.upstream.rset()
+
+    async def _read_data(self) -> tuple[bytes, Reply | None]:
+        """The message up to CRLF.CRLF, dot-unstuffed; or the reply refusing it (read to the end anyway)."""
+        reader = self._reader
+        limit = self.settings.max_message_size
+        header_limit = self.settings.max_header_size
+        lines: list[bytes] = []
+        pending: list[bytes] = []        # pieces of a line longer than the reader's buffer limit
+        size = header_size = 0
+        in_header = True
+        problem: Reply | None = None
+        while True:
+            try:
+                piece = await reader.readuntil(b"\r\n")
+                complete = True
+            except asyncio.LimitOverrunError as exc:
+                piece = await reader.read(exc.consumed)
+                complete = False
+            if complete and not pending and piece == b".\r\n":
+                break
+            size += len(piece)
+            if problem is not None:
+                continue
+            if size > limit:
+                problem = replies.SIZE_EXCEEDED
+            elif (piece.count(b"\n") != 1 or piece.count(b"\r") != 1) if complete else (
+                    b"\n" in piece or b"\r" in piece):
+                problem = replies.BARE_NEWLINE
+            if problem is not None:
+                lines.clear()
+                pending.clear()
+                continue
+            if not complete:
+                pending.append(piece)
+                continue
+            if pending:
+                pending.append(piece)
+                piece = b"".join(pending)
+                pending.clear()
+            if in_header:
+                header_size += len(piece)
+                if piece == b"\r\n":
+                    in_header = False
+                elif header_size > header_limit:
+                    problem = replies.HEADER_EXCEEDED
+                    lines.clear()
+                    continue
+            lines.append(piece[1:] if piece[:1] == b"." else piece)
+        return b"".join(lines), problem
+
+    # ---------------------------------------------------------------- for the handler
+
+    async def upstream_session(self) -> UpstreamSession:
+        if self.upstream is None:
+            self.upstream = self.state.upstream.session()
+        return self.upstream
+
+    def core_envelope(self) -> Envelope:
+        """The transaction as the pipeline sees it; the client as XFORWARD named it, if it did."""
+        env = self.envelope
+        peer = self.session.peer
+        address = self.xforward.get("ADDR") or (peer[0] if isinstance(peer, tuple) else "")
+        mail_from = env.mail_from or ""
+        return Envelope(
+            mail_from="" if mail_from == "<>" else mail_from,
+            rcpt_tos=tuple(env.rcpt_tos),
+            client_address=address,
+            client_name=self.xforward.get("NAME", ""),
+            helo=self.xforward.get("HELO") or self.session.host_name or "",
+            mail_options=tuple(env.mail_options),
+            smtputf8=bool(env.smtp_utf8),
+        )
+
+
+def _xtext_decode(value: str) -> str:
+    """RFC 1891 xtext (``+XX``); Postfix's ``[UNAVAILABLE]``/``[TEMPUNAVAIL]`` become ''."""
+    if value.upper() in ("[UNAVAILABLE]", "[TEMPUNAVAIL]"):
+        return ""
+    out, i = [], 0
+    while i < len(value):
+        if value[i] == "+" and i + 2 < len(value) and all(c in "0123456789ABCDEFabcdef" for c in value[i + 1:i + 3]):
+            out.append(chr(int(value[i + 1:i + 3], 16)))
+            i += 3
+        else:
+            out.append(value[i])
+            i += 1
+    text = "".join(out)
+    return text[5:] if text.upper().startswith("IPV6:") else text
+
+
+class RelayHandler:
+    """The aiosmtpd hooks (mirror MAIL and RCPT to the next hop) and the act stage.
+
+    Collaborators are optional and wired by ``serving.build_collaborators``:
+    ``store`` (``async hold(decision, raw) -> id``, durable when it returns),
+    ``tagger`` (``tag(raw, verdict) -> bytes``) and ``signer``
+    (``async sign(raw) -> bytes``). Without a store, HOLD answers 451.
+    """
+
+    def __init__(self, settings: Settings, pipeline, *, store=None, tagger=None, signer=None) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.store = store
+        self.tagger = tagger
+        self.signer = signer
+
+    def set_pipeline(self, pipeline) -> None:
+        """Swap the pipeline (SIGHUP reload); transactions already deciding keep the old one."""
+        self.pipeline = pipeline
+
+    # ---------------------------------------------------------------- aiosmtpd hooks
+
+    async def handle_MAIL(self, server: RelaySMTP, session: Session, envelope, address: str,
+                          mail_options: list[str]) -> str:
+        if envelope.mail_from is not None:
+            return str(replies.NESTED_MAIL)
+        upstream = await server.upstream_session()
+        try:
+            answer = await upstream.mail(address, mail_options)
+        except UpstreamUnavailable as exc:
+            return self._unavailable(server, "mail", exc)
+        if answer.ok:
+            envelope.mail_from = address
+            envelope.mail_options.extend(mail_options)
+        return str(answer)
+
+    async def handle_RCPT(self, server: RelaySMTP, session: Session, envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        if len(envelope.rcpt_tos) >= self.settings.max_recipients:
+            return str(replies.TOO_MANY_RECIPIENTS)
+        upstream = await server.upstream_session()
+        if not upstream.in_transaction:
+            return str(replies.UPSTREAM_LOST)
+        server.busy = True
+        try:
+            answer = await upstream.rcpt(address)
+        except UpstreamUnavailable as exc:
+            return self._unavailable(server, "rcpt", exc)
+        finally:
+            server.busy = False
+        if answer.ok:
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(rcpt_options)
+        return str(answer)
+
+    async def handle_RSET(self, server: RelaySMTP, session: Session, envelope) -> str:
+        if server.upstream is not None:
+            await server.upstream.rset()
+        return str(replies.OK)
+
+    async def handle_QUIT(self, server: RelaySMTP, session: Session, envelope) -> str:
+        return str(replies.BYE)
+
+    # ---------------------------------------------------------------- the act stage
+
+    async def handle_message(self, server: RelaySMTP, raw: bytes, received: float = 0.0) -> Reply:
+        """Decide, act, log one decision event, and return the one reply to the client."""
+        message_id = secrets.token_hex(8)
+        envelope = server.core_envelope()
+        upstream = await server.upstream_session()
+        decision = None
+        outcome = _Outcome(replies.INTERNAL_ERROR)
+        started = time.perf_counter()
+        try:
+            decision = await self.pipeline.decide(envelope, raw)
+            outcome = await self._act(upstream, envelope, decision, raw)
+        except Exception as exc:  # noqa: BLE001 - anything unexpected: 451, traceback logged, nothing lost
+            server.log.error("message.error", message_id=message_id, error=type(exc).__name__, exc_info=exc)
+            outcome = _Outcome(replies.INTERNAL_ERROR, error=type(exc).__name__)
+        finally:
+            await upstream.rset()          # no-op unless we left a transaction open
+        client = {"address": envelope.client_address, "name": envelope.client_name, "helo": envelope.helo,
+                  "peer": server.session.peer[0] if isinstance(server.session.peer, tuple) else ""}
+        fields = decision_event(
+            message_id=message_id, session_id=server.session_id, client=client, mail_from=envelope.mail_from,
+            rcpt_tos=envelope.rcpt_tos, size=len(raw), decision=decision, reply=outcome.reply,
+            action="" if decision is not None and not outcome.error else "error",
+            quarantine_id=outcome.quarantine_id, recipients=outcome.recipients, error=outcome.error,
+            timings={"receive": received, "act": time.perf_counter() - started
+                     - (decision.timings.get("total", 0.0) if decision else 0.0)},
+        )
+        log.info("decision", **fields)
+        if decision is not None:
+            metrics.observe_decision(decision, len(raw))
+        return outcome.reply
+
+    async def _act(self, upstream: UpstreamSession, envelope: Envelope, decision, raw: bytes) -> _Outcome:
+        """Turn the verdict into side effects and one reply.
+
+        Order, so that a failure at any step loses nothing and delivers nothing twice:
+        1. REJECT or TEMPFAIL for any recipient: the whole message is refused (one
+           reply covers all recipients; partial delivery would swallow a refusal).
+        2. Mixed hold + forward: first RSET the next hop and redo MAIL/RCPT for the
+           forwarded recipients only (cheap, undoable: a refusal here is a 4xx/5xx
+           and nothing is stored or sent).
+        3. Then the hold, made durable by the store (a failure: RSET, 451).
+        4. Last the one irreversible step, DATA to the next hop. If it fails after a
+           hold, the client gets the failure and retries; the retry may hold a
+           second copy (same hash) for the reviewer, but no recipient ever gets
+           the message twice and nothing is lost.
+        """
+        verdict = decision.verdict
+        actions = {r: verdict.recipient_actions.get(r, verdict.action) for r in envelope.rcpt_tos}
+        worst = max(actions.values(), default=verdict.action)
+        deciding = verdict.deciding
+        reason, rule_id, clause = ((deciding.reason, deciding.rule_id, deciding.clause) if deciding
+                                   else ("Message refused by policy", "default", "-"))
+        if worst >= Action.TEMPFAIL:
+            await upstream.rset()
+            maker = replies.rejected if worst == Action.REJECT else replies.tempfailed
+            return _Outcome(maker(reason, rule_id, clause))
+        forward = [r for r in envelope.rcpt_tos if actions[r] <= Action.TAG]
+        hold = [r for r in envelope.rcpt_tos if actions[r] == Action.HOLD]
+        recipients = {"forwarded": forward, "held": hold} if hold and forward else None
+        if hold:
+            if self.store is None:
+                await upstream.rset()
+                return _Outcome(replies.QUARANTINE_NOT_CONFIGURED, recipients=recipients, error="no quarantine")
+            if forward and len(forward) < len(envelope.rcpt_tos):
+                refusal = await upstream.restart(envelope.mail_from, envelope.mail_options, forward)
+                if refusal is not None:
+                    answer = refusal if not refusal.ok else replies.UPSTREAM_LOST
+                    return _Outcome(_transient(answer), recipients=recipients, error="next hop refused on restart")
+            else:
+                await upstream.rset()
+            held_decision = dataclasses.replace(decision, envelope=dataclasses.replace(envelope, rcpt_tos=tuple(hold)))
+            try:
+                quarantine_id = await self.store.hold(held_decision, raw)
+            except StoreError as exc:
+                await upstream.rset()
+                return _Outcome(replies.QUARANTINE_UNAVAILABLE, recipients=recipients,
+                                error=f"store: {type(exc).__name__}")
+            if not forward:
+                return _Outcome(replies.held(quarantine_id), quarantine_id, recipients)
+        else:
+            quarantine_id = None
+        out = raw
+        if self.tagger is not None:
+            out = self.tagger(out, verdict)
+        if self.signer is not None:
+            out = await self.signer.sign(out)
+        try:
+            answer = await upstream.data(out)
+        except UpstreamUnavailable as exc:
+            metrics.UPSTREAM_FAILURES.labels("data").inc()
+            return _Outcome(replies.UPSTREAM_UNAVAILABLE, quarantine_id, recipients, error=f"next hop: {exc}"[:200])
+        if not answer.ok:
+            metrics.UPSTREAM_FAILURES.labels("refused").inc()
+            return _Outcome(answer, quarantine_id, recipients, error="next hop refused")
+        if quarantine_id is not None:
+            return _Outcome(replies.held_and_forwarded(quarantine_id, len(hold), len(envelope.rcpt_tos), answer),
+                            quarantine_id, recipients)
+        return _Outcome(answer, None, recipients)
+
+    def _unavailable(self, server: RelaySMTP, stage: str, exc: Exception) -> str:
+        metrics.UPSTREAM_FAILURES.labels(stage).inc()
+        server.log.warning("session.upstream_unavailable", stage=stage, error=str(exc)[:200])
+        return str(replies.UPSTREAM_UNAVAILABLE)
+
+
+@dataclasses.dataclass(slots=True)
+class _Outcome:
+    reply: Reply
+    quarantine_id: str | None = None
+    recipients: dict[str, list[str]] | None = None
+    error: str = ""
+
+
+def _transient(answer: Reply) -> Reply:
+    """A refusal met while re-opening the transaction is ours to retry, not the client's to bounce."""
+    return answer if answer.transient else replies.reply(451, f"Next hop refused: {answer.text}", "4.4.0")
