@@ -42,8 +42,6 @@ from relay.errors import StoreError, StoreUnavailable, UpstreamError, UpstreamRe
 from relay.log import clean
 from relay.quarantine import store as st
 
-log = structlog.get_logger("relay.quarantine")
-
 Deliver = Callable[[Any, str, Sequence[str], bytes, Sequence[str]], Awaitable[Any]]
 
 _SETTLE_ATTEMPTS = 3
@@ -61,7 +59,8 @@ def default_reviewer() -> str:
 
 
 def _event(event: str, reviewer: str, qid: str, sha: str, **extra: Any) -> None:
-    log.info(event, reviewer=clean(reviewer, 64), id=qid, sha256=sha,
+    # A logger per event: the CLI configures logging per command, and a cached one would keep an old stream.
+    structlog.get_logger("relay.quarantine").info(event, reviewer=clean(reviewer, 64), id=qid, sha256=sha,
              at=dt.datetime.now(dt.timezone.utc).isoformat(), **extra)
 
 
@@ -119,14 +118,14 @@ def _describe_refusal(exc: UpstreamError) -> str:
 
 
 def _reply_text(reply: Any) -> str:
+    """``250 2.0.0 Ok: queued as ...`` from a :class:`relay.replies.Reply` (or anything alike)."""
     if reply is None:
         return "accepted"
-    if isinstance(reply, tuple) and len(reply) == 2:
-        return f"{reply[0]} {reply[1]}"
-    code, message = getattr(reply, "code", None), getattr(reply, "message", None)
-    if code is not None:
-        return f"{code} {message or ''}".strip()
-    return str(reply)
+    code = getattr(reply, "code", None)
+    if code is None:
+        return str(reply)
+    parts = (str(code), str(getattr(reply, "status", "") or ""), str(getattr(reply, "text", "") or ""))
+    return " ".join(p for p in parts if p).replace("\n", " / ")
 
 
 def _join(*parts: str) -> str:
@@ -159,5 +158,5 @@ async def purge(store: st.Store, older_than: dt.datetime, reviewer: str) -> list
     gone = await store.purge(older_than, reviewer)
     for item in gone:
         _event("quarantine.purge", reviewer, item.id, item.sha256, status=item.status)
-    log.info("quarantine.purged", reviewer=clean(reviewer, 64), count=len(gone), older_than=older_than.isoformat())
+    structlog.get_logger("relay.quarantine").info("quarantine.purged", reviewer=clean(reviewer, 64), count=len(gone), older_than=older_than.isoformat())
     return gone
