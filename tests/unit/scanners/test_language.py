@@ -1,0 +1,98 @@
+"""LanguageScanner (clauses 3.1.2, 3.2-3.4): abusive, intimidating and disparaging language."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from relay.envelope import Envelope
+from relay.extract import extract
+from relay.findings import TYPES, Confidence
+from relay.message import parse
+from relay.organisation import Organisation
+from relay.scanners import ScanContext
+from relay.scanners.language import CATEGORIES, LanguageScanner
+from relay.scanners.text import load_lexicon
+
+ORG = Organisation("Example", ("example.ac.uk",))
+
+
+def scan(raw: bytes, scanner=None):
+    message = parse(raw)
+    ctx = ScanContext(message, Envelope("alice@example.ac.uk", ("bob@example.ac.uk",)), ORG, extract(message))
+    return asyncio.run((scanner or LanguageScanner()).scan(ctx))
+
+
+def body_findings(make_message, text):
+    return [f for f in scan(make_message(body=text)) if f.where == "body"]
+
+
+@pytest.mark.parametrize(("text", "category", "confidence"), [
+    ("You are such an idiot, honestly.", "disparaging", Confidence.HIGH),
+    ("What a bunch of clowns in that department.", "disparaging", Confidence.HIGH),
+    ("She\u2019s completely useless at this.", "disparaging", Confidence.HIGH),
+    ("Do that again and you'll regret it.", "intimidating", Confidence.HIGH),
+    ("I know where you live.", "intimidating", Confidence.HIGH),
+    ("Fix it or else.", "intimidating", Confidence.MEDIUM),
+    ("This is bullshit.", "abusive", Confidence.MEDIUM),
+    ("Stop being a wanker.", "abusive", Confidence.HIGH),
+    ("What a bloody mess.", "abusive", Confidence.LOW),
+    ("Between you and me, he is leaving.", "disparaging", Confidence.LOW),
+])
+def test_categories_and_confidence(make_message, text, category, confidence):
+    findings = body_findings(make_message, f"Hi,\n\n{text}\n\nAlice\n")
+    assert [(f.kind, f.type, f.confidence) for f in findings] == [("abusive_language", category, confidence)]
+
+
+def test_evidence_is_masked_and_counted(make_message):
+    findings = body_findings(make_message, "You moron. Total moron. Idiots, all of you.")
+    assert len(findings) == 1
+    f = findings[0]
+    assert (f.type, f.count) == ("abusive", 3)
+    assert f.evidence == "m****, i*****"
+    assert "moron" not in f.evidence
+
+
+@pytest.mark.parametrize("text", [
+    "The Scunthorpe office sent its assessment of the classic therapist training.",
+    "Please kill the process and restart the master/slave replication.",
+    "Terminate the job, abort the build, and execute the script; the node is dead.",
+    "This function is useless for large inputs; use lazy loading. A stupid bug, fixed now.",
+    "Set the dummy variable and hang the pictures in the hall.",
+    "Dick Whittington was mayor; the stopcock is by the door knob.",
+    "Push the branch with git and check the slag heap data from the blue tit survey.",
+    "We flagged it as a final written warning under the HR procedure.",
+    "He is the best lecturer we have.",
+])
+def test_hard_negatives(make_message, text):
+    assert scan(make_message(body=text, subject="Notes")) == []
+
+
+def test_quoted_reply_is_not_counted_against_sender(make_message):
+    body = ("I am sorry you received this, I have reported it.\n\n"
+            "On Tue, 3 Mar 2026 at 10:00, Troll <troll@x.org> wrote:\n> You are a useless idiot, watch your back.\n")
+    assert scan(make_message(body=body)) == []
+    interleaved = "> You moron\nPlease do not write to me like that.\n> Shut up\nThanks."
+    assert scan(make_message(body=interleaved)) == []
+
+
+def test_outlook_quoted_block_is_not_counted(make_message):
+    body = ("Forwarding to HR as evidence.\n\nFrom: Troll <troll@x.org>\nSent: 03 March 2026 10:00\n"
+            "To: Alice\nSubject: you\n\nYou are pathetic.\n")
+    assert scan(make_message(body=body)) == []
+
+
+def test_subject_and_attachment_are_scanned(make_message):
+    raw = make_message(subject="you idiot", body="See attached.",
+                       attachments=[("note.txt", b"I will make your life hell.", "text/plain")])
+    found = {(f.where if f.where.startswith("header") else f.where.rsplit(" ", 1)[-1], f.type) for f in scan(raw)}
+    assert found == {("header Subject", "abusive"), ('"note.txt"', "intimidating")}
+
+
+def test_lexicons_are_documented_and_sections_known():
+    for category in CATEGORIES:
+        lexicon = load_lexicon(f"{category}.txt")
+        assert set(lexicon) <= {"high", "medium", "low"}
+        assert sum(len(v) for v in lexicon.values()) > 10
+    assert set(CATEGORIES) == set(TYPES["abusive_language"])

@@ -1,0 +1,135 @@
+"""relay.scanners.text: own words, disclaimers, lexicon patterns, whole-word matching, masking."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay.findings import Confidence, Finding
+from relay.scanners.text import (
+    PhraseMatcher,
+    expand,
+    flatten,
+    fold,
+    mask,
+    merge_same_place,
+    own_text,
+    parse_lexicon,
+    strip_disclaimers,
+)
+
+
+def test_quoted_lines_are_dropped_one_by_one():
+    text = "> you said this\nMy answer.\n> and this\nMore of mine."
+    assert own_text(text) == "My answer.\nMore of mine."
+
+
+def test_top_posted_reply_cuts_at_attribution():
+    text = "Sounds good.\n\nOn Tue, 3 Mar 2026 at 10:00, Bob <bob@x.org> wrote:\nquoted original\nmore\n"
+    assert own_text(text).strip() == "Sounds good."
+
+
+def test_bottom_posted_reply_keeps_text_after_quote():
+    text = "On Tue, 3 Mar 2026, Bob wrote:\n> question?\nMy answer below the quote."
+    assert own_text(text).strip() == "My answer below the quote."
+
+
+def test_outlook_header_block_is_a_quote():
+    text = ("Reply on top.\n\nFrom: Bob Smith <bob@x.org>\nSent: 03 March 2026 10:00\nTo: Alice\n"
+            "Subject: stuff\n\nold text")
+    assert own_text(text).strip() == "Reply on top."
+
+
+def test_from_line_in_prose_is_not_a_quote():
+    text = "From: the finance team we heard nothing.\nThe rest stays."
+    assert "The rest stays." in own_text(text)
+
+
+def test_original_message_banner_and_html_inline_attribution():
+    assert own_text("Mine\n-----Original Message-----\nTheirs").strip() == "Mine"
+    html_like = "Thanks, agreed.  On Tue, 3 Mar 2026 at 10:00 Bob <b@x.org> wrote:  their old words"
+    assert own_text(html_like).strip() == "Thanks, agreed."
+
+
+def test_signature_is_dropped():
+    assert own_text("Body text\n-- \nAlice\n+44 20 7946 0000").strip() == "Body text"
+
+
+def test_forwarded_message_kept_only_on_request():
+    text = "FYI\n\n---------- Forwarded message ---------\nFrom: Bob\nSECRET plans"
+    assert "SECRET" not in own_text(text)
+    assert "SECRET" in own_text(text, keep_forwarded=True)
+
+
+def test_disclaimer_paragraph_is_removed_and_prose_kept():
+    text = ("Please keep this between the board.\n\n"
+            "This email and any attachments are confidential and intended solely for the use of the "
+            "individual to whom they are addressed. If you have received this email in error please "
+            "notify the sender.\n\nBye")
+    out = strip_disclaimers(text)
+    assert "intended solely" not in out
+    assert out.startswith("Please keep this") and out.endswith("Bye")
+
+
+def test_one_weak_cue_is_not_a_disclaimer():
+    para = "The confidential report for the audit committee is attached, please read it before Monday."
+    assert strip_disclaimers(para) == para
+
+
+def test_ordinary_paragraph_with_if_you_received_survives():
+    para = "If you have received the invoice already, please pay it by Friday as agreed with finance."
+    assert strip_disclaimers(para) == para
+
+
+def test_expand_alternations_optional_groups_and_inflections():
+    assert expand("we (accept|accepted) your (offer|quote)") == [
+        "we accept your offer", "we accept your quote", "we accepted your offer", "we accepted your quote"]
+    assert expand("a (big |)deal") == ["a big deal", "a deal"]
+    forms = expand("idiot+")
+    assert {"idiot", "idiots"} <= set(forms)
+    assert {"bully", "bullies", "bullied", "bullying"} <= set(expand("bully+"))
+
+
+def test_parse_lexicon_sections_and_comments():
+    lex = parse_lexicon("# header\n[high]\nfoo (bar|baz)  # note\n\n[LOW]\nQux\n")
+    assert lex == {"high": ["foo bar", "foo baz"], "low": ["qux"]}
+
+
+@pytest.mark.parametrize("text", ["Scunthorpe", "assessment", "classic", "therapist", "passage", "bass"])
+def test_whole_words_only_scunthorpe(text):
+    matcher = PhraseMatcher({"x": ["ass", "cunt", "rapist"]})
+    assert matcher.find(fold(flatten(text))) == []
+
+
+def test_match_at_edges_and_punctuation():
+    matcher = PhraseMatcher({"x": ["idiot"]})
+    hits = matcher.find(fold(flatten("Idiot! you (idiot), idiot")))
+    assert [(m.start, m.end) for m in hits] == [(0, 5), (12, 17), (20, 25)]
+
+
+def test_longest_match_wins_and_no_overlap():
+    matcher = PhraseMatcher({"a": ["purchase"], "b": ["purchase order"]})
+    hits = matcher.find("a purchase order here")
+    assert [(m.phrase, m.label) for m in hits] == [("purchase order", "b")]
+
+
+def test_phrases_match_across_line_breaks_and_curly_quotes():
+    matcher = PhraseMatcher({"x": ["you're useless"]})
+    assert matcher.find(fold(flatten("You\u2019re\n   useless"))) != []
+
+
+def test_fold_keeps_length():
+    text = "\u0130stanbul IDIOT"
+    assert len(fold(text)) == len(text)
+    assert fold(text).endswith("idiot")
+
+
+def test_mask():
+    assert mask("bastard") == "b******"
+    assert mask("i will kill you") == "i w*** k*** y**"
+
+
+def test_merge_same_place_keeps_the_strongest():
+    a = Finding("abusive_language", "abusive", Confidence.LOW, 1, "body")
+    b = Finding("abusive_language", "abusive", Confidence.HIGH, 2, "body")
+    c = Finding("abusive_language", "abusive", Confidence.HIGH, 1, 'part 2 "a.txt"')
+    assert sorted(merge_same_place([a, b, c]), key=lambda f: f.where) == [b, c]
