@@ -30,7 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from relay.config import DkimKey, Settings
 from relay.errors import ConfigError
-from relay.tagging import header_domain, split_head
+from relay.tagging import header_domain, split_head, tag
+from relay.verdict import Verdict
 
 log = structlog.get_logger("relay.dkim")
 
@@ -206,3 +207,11 @@ class Signer:
             return None
         name, _, value = sig.decode("ascii").partition(":")
         return name, value.strip().replace("\r\n", "\n")
+
+
+async def outgoing(raw: bytes, verdict: Verdict, settings: Settings, signer: Signer | None,
+                   mail_from: str = "") -> bytes:
+    """The act stage's whole edit of forwarded mail, and of mail a reviewer releases:
+    the output copy of ``raw`` tagged (:func:`relay.tagging.tag`), then signed last."""
+    out = tag(raw, verdict, settings)
+    return out if signer is None else await signer.sign(out, mail_from)

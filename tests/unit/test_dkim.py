@@ -253,3 +253,18 @@ def test_txt_record_splits_long_keys():
     record = txt_record("example.ac.uk", "s", "rsa", "A" * 700)
     strings = re.findall(r'"([^"]*)"', record)
     assert [len(s) for s in strings] == [255, 255, 208] and "".join(strings) == "v=DKIM1; k=rsa; p=" + "A" * 700
+
+
+def test_outgoing_tags_then_signs_last(signer, make_settings):
+    from relay.dkim import outgoing
+    from relay.verdict import Action, RuleMatch, Verdict
+
+    verdict = Verdict(Action.HOLD, (RuleMatch("personal-data", "5.2", Action.HOLD, "reason"),))  # a release
+    out = asyncio.run(outgoing(MESSAGE, verdict, make_settings(), signer, "alice@example.ac.uk"))
+    head = out.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert head[0].startswith(b"DKIM-Signature: ")
+    tagged = out[out.index(b"X-Policy-Action"):]
+    assert tagged.startswith(b"X-Policy-Action: tag\r\nX-Policy-Rules: personal-data\r\nFrom: ")
+    assert tagged.count(b"X-Policy-Action") == 1
+    unsigned = asyncio.run(outgoing(MESSAGE, verdict, make_settings(), None))
+    assert unsigned == tagged
