@@ -243,6 +243,8 @@ def _decompress(fmt: str, data: bytes, budget: Budget) -> bytes:
             raise _Bound(bound)
         if not chunk and not src:
             break
+    if not d.eof:
+        raise ValueError("truncated compressed stream")
     return bytes(out)
 
 
