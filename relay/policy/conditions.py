@@ -129,7 +129,7 @@ class _Compiler:
         if "type" in spec:
             types = frozenset(self._words(spec["type"], f"{path}.type", spec.line_of("type")))
             self._check_types(kinds, types, f"{path}.type", spec.line_of("type"))
-            checks.append(lambda f: f.type in types)
+            checks.append(lambda f: f.type.lower() in types)  # signature names come in any case
         if "confidence" in spec:
             value = spec["confidence"]
             if value not in schema.CONFIDENCES:

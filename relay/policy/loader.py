@@ -11,6 +11,7 @@ this code.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import re
@@ -69,7 +70,7 @@ class _Builder:
             raise self.fail(line, where, f"expected a mapping with keys: {', '.join(keys)}")
         for key in value:
             if key not in keys:
-                close = [k for k in keys if str(key)[:3] == k[:3]]
+                close = difflib.get_close_matches(str(key), keys, n=2, cutoff=0.6)
                 hint = f" (did you mean {', '.join(close)}?)" if close else ""
                 raise self.fail(value.line_of(key), where, f"unknown key {key!r}{hint}; expected one of: {', '.join(keys)}")
         for key in required:
@@ -232,14 +233,14 @@ class _Builder:
             raise self.fail(node.line_of("clause"), f"{where}.clause", f"expected clause numbers such as '5.2, 5.3', got {clause!r}")
         rline = node.line_of("reason")
         reason = self.string(node["reason"], f"{where}.reason", rline)
-        try:
-            unknown = reasons.check(reason)
-            reason.format_map({name: "" for name in schema.placeholders_in(reason)})
-        except (ValueError, IndexError, KeyError) as exc:
-            raise self.fail(rline, f"{where}.reason", f"bad braces in reason ({exc}); write {{{{ and }}}} for literal braces") from None
+        unknown = reasons.check(reason)
         if unknown:
             raise self.fail(rline, f"{where}.reason", f"unknown placeholder {{{unknown[0]}}}; expected one of: "
                             + ", ".join("{" + p + "}" for p in schema.PLACEHOLDERS))
+        try:
+            reason.format_map({name: "" for name in schema.placeholders_in(reason)})
+        except (ValueError, IndexError, KeyError) as exc:
+            raise self.fail(rline, f"{where}.reason", f"bad braces in reason ({exc}); write {{{{ and }}}} for literal braces") from None
         action = Action.parse(self.choice(node["action"], f"{where}.action", node.line_of("action"), schema.ACTIONS))
         monitor = monitor_all
         if "mode" in node:
@@ -253,7 +254,7 @@ class _Builder:
         tag = TagSpec()
         if "tag" in node:
             if action is not Action.TAG:
-                raise self.fail(node.line_of("tag"), f"{where}.tag", "tag: is only allowed on rules whose action is tag")
+                raise self.fail(node.line_of("tag"), f"{where}.tag", "only allowed on rules whose action is tag")
             tag = self.tag(node["tag"], f"{where}.tag", node.line_of("tag"))
         compiled = conditions.compile_condition(node["when"], f"{where}.when", node.line_of("when"), self.src, known)
         return Rule(rid, clause.strip(), reason, action, compiled.test, compiled.cite, reasons.compile_reason(reason),
