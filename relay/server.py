@@ -274,11 +274,11 @@ class RelaySMTP(SMTP):
             await self.push("354 End data with <CR><LF>.<CR><LF>")
             self._reset_timeout(self.settings.data_timeout)
             started = time.perf_counter()
-            raw, problem = await self._read_data()
+            raw, size, problem = await self._read_data()
             received = time.perf_counter() - started
             self._timeout_handle.cancel()   # what follows is bounded by scanner and next-hop timeouts
             if problem is not None:
-                self.log.info("message.refused", reply=f"{problem.code} {problem.status}", size=len(raw))
+                self.log.info("message.refused", reply=f"{problem.code} {problem.status}", size=size)
                 await self._end_transaction()
                 answer = problem
             else:
@@ -297,7 +297,7 @@ class RelaySMTP(SMTP):
         if self.upstream is not None:
             await self.upstream.rset()
 
-    async def _read_data(self) -> tuple[bytes, Reply | None]:
+    async def _read_data(self) -> tuple[bytes, int, Reply | None]:
         """The message up to CRLF.CRLF, dot-unstuffed; or the reply refusing it (read to the end anyway)."""
         reader = self._reader
         limit = self.settings.max_message_size
@@ -344,7 +344,7 @@ class RelaySMTP(SMTP):
                     lines.clear()
                     continue
             lines.append(piece[1:] if piece[:1] == b"." else piece)
-        return b"".join(lines), problem
+        return b"".join(lines), size, problem
 
     # ---------------------------------------------------------------- for the handler
 

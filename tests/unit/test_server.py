@@ -236,3 +236,293 @@ def test_next_hop_refusing_sender_is_passed_through(make_settings, make_sink):
 
     refused = run(go())
     assert refused.code == 553 and refused.message == "5.7.1 sender not allowed here"
+
+
+# --------------------------------------------------------------------------- acting on the verdict
+
+
+async def _send(port: int, rcpts, data: bytes = MSG):
+    """MAIL, RCPTs, DATA; the DATA reply as (code, message) whatever it is."""
+    smtp = await client(port)
+    await smtp.mail("alice@example.org")
+    for rcpt in rcpts:
+        await smtp.rcpt(rcpt)
+    try:
+        answer = await smtp.data(data)
+        result = (answer.code, answer.message)
+    except aiosmtplib.SMTPDataError as exc:
+        result = (exc.code, exc.message)
+    await smtp.quit()
+    return result
+
+
+def test_reject_cites_rule_and_clause_and_forwards_nothing(make_settings, make_sink):
+    sink = make_sink()
+    policy = FakePolicy({"bob@example.org": Action.REJECT})
+
+    async def go():
+        async with relay(make_settings, sink.port, policy=policy) as port:
+            return await _send(port, ["bob@example.org", "carol@example.org"])
+
+    code, text = run(go())
+    assert (code, text) == (550, "5.7.1 because reject [rule rule-reject, clause 5.1]")
+    assert sink.messages == []
+    assert sink.handler.commands[-1] == "RSET"     # the next hop's transaction was ended
+
+
+def test_tempfail_answers_451(make_settings, make_sink):
+    sink = make_sink()
+
+    async def go():
+        async with relay(make_settings, sink.port, policy=FakePolicy({"bob@example.org": Action.TEMPFAIL})) as port:
+            return await _send(port, ["bob@example.org"])
+
+    code, text = run(go())
+    assert code == 451 and text.startswith("4.7.1 because tempfail [rule rule-tempfail")
+    assert sink.messages == []
+
+
+def test_hold_without_store_is_451_never_250(make_settings, make_sink):
+    sink = make_sink()
+
+    async def go():
+        async with relay(make_settings, sink.port, policy=FakePolicy({"bob@example.org": Action.HOLD})) as port:
+            return await _send(port, ["bob@example.org"])
+
+    code, text = run(go())
+    assert code == 451 and text.startswith("4.3.0")
+    assert sink.messages == []
+
+
+def test_hold_stores_and_answers_with_the_id(make_settings, make_sink):
+    sink = make_sink()
+    store = FakeStore()
+
+    async def go():
+        async with relay(make_settings, sink.port, policy=FakePolicy({"bob@example.org": Action.HOLD}),
+                         store=store) as port:
+            return await _send(port, ["bob@example.org"])
+
+    code, text = run(go())
+    assert (code, text) == (250, f"2.0.0 held for review q-{1:026d}")
+    [(decision, raw)] = store.held
+    assert raw == MSG and decision.envelope.rcpt_tos == ("bob@example.org",)
+    assert sink.messages == []
+
+
+def test_mixed_verdict_forwards_to_some_and_holds_for_others(make_settings, make_sink):
+    sink = make_sink()
+    store = FakeStore()
+    policy = FakePolicy({"ext@example.net": Action.HOLD, "tagged@example.org": Action.TAG})
+
+    async def go():
+        async with relay(make_settings, sink.port, policy=policy, store=store) as port:
+            return await _send(port, ["bob@example.org", "ext@example.net", "tagged@example.org"])
+
+    code, text = run(go())
+    assert code == 250 and text.startswith(f"2.0.0 held for review q-{1:026d} (1 of 3 recipients); forwarded")
+    [captured] = sink.messages
+    assert captured.rcpt_tos == ("bob@example.org", "tagged@example.org")
+    [(decision, _)] = store.held
+    assert decision.envelope.rcpt_tos == ("ext@example.net",)
+    # the next-hop transaction was re-opened for the forwarded recipients only
+    assert sink.handler.commands[-5:] == ["RSET", "MAIL alice@example.org", "RCPT bob@example.org",
+                                         "RCPT tagged@example.org", "DATA"]
+
+
+def test_mixed_verdict_with_store_down_delivers_nothing(make_settings, make_sink):
+    sink = make_sink()
+
+    async def go():
+        async with relay(make_settings, sink.port, policy=FakePolicy({"ext@example.net": Action.HOLD}),
+                         store=FakeStore(fail=True)) as port:
+            return await _send(port, ["bob@example.org", "ext@example.net"])
+
+    code, text = run(go())
+    assert code == 451 and text.startswith("4.3.0 Quarantine unavailable")
+    assert sink.messages == []
+
+
+def test_unexpected_exception_is_generic_451_with_traceback_logged(make_settings, make_sink):
+    sink = make_sink()
+
+    async def go():
+        async with relay(make_settings, sink.port, policy=FakePolicy(fail=True)) as port:
+            return await _send(port, ["bob@example.org"])
+
+    with capture_logs() as logs:
+        code, text = run(go())
+    assert (code, text) == (451, "4.3.0 Internal error, try again later")
+    assert "secret" not in text
+    errors = [e for e in logs if e["event"] == "message.error"]
+    assert errors and errors[0]["exc_info"].__class__ is RuntimeError
+    [decision] = [e for e in logs if e["event"] == "decision"]
+    assert decision["action"] == "error" and decision["reply"] == "451 4.3.0"
+    assert sink.messages == []
+
+
+def test_one_decision_event_per_message_with_xforward_client(make_settings, make_sink):
+    sink = make_sink()
+    policy = FakePolicy({"bob@example.org": Action.TAG})
+
+    async def go():
+        async with relay(make_settings, sink.port, policy=policy) as port:
+            smtp = await client(port)
+            xf = await smtp.execute_command(b"XFORWARD", b"ADDR=192.0.2.7", b"NAME=mx.example.com",
+                                            b"HELO=[192.0.2.7]")
+            await smtp.sendmail("alice@example.org", ["bob@example.org"], MSG)
+            await smtp.sendmail("alice@example.org", ["carol@example.org"], MSG)
+            await smtp.quit()
+            return xf
+
+    with capture_logs() as logs:
+        xf = run(go())
+    assert xf.code == 250
+    first, second = [e for e in logs if e["event"] == "decision"]
+    assert first["client"]["address"] == "192.0.2.7" and first["client"]["name"] == "mx.example.com"
+    assert first["client"]["peer"] == "127.0.0.1"
+    assert second["client"]["address"] == "127.0.0.1"      # XFORWARD lasts one transaction
+    assert first["envelope"] == {"mail_from": "alice@example.org", "rcpt_tos": ["bob@example.org"]}
+    assert first["action"] == "tag" and first["size"] == len(MSG) and first["policy_version"] == "test-1"
+    assert first["rules"] == [{"id": "rule-tag", "clause": "5.1", "action": "tag", "reason": "because tag"}]
+    assert first["header_message_id"] == "<m1@example.org>" and first["reply"] == "250 2.0.0"
+    assert {"parse", "total", "receive", "act"} <= set(first["timings_ms"])
+
+
+# --------------------------------------------------------------------------- smuggling and limits
+
+SMUGGLED = b"MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\nspoofed\r\n"
+SMUGGLING_ENDS = [b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n.\n", b"\r\n.\r", b"\r.\r\n", b"\n.\r"]
+
+
+@pytest.mark.parametrize("end", SMUGGLING_ENDS, ids=[repr(e) for e in SMUGGLING_ENDS])
+def test_smuggling_payloads_never_split_a_message(make_settings, make_sink, end):
+    sink = make_sink()
+    payload = (b"EHLO client.test\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n"
+               b"Subject: one\r\n\r\nfirst part" + end + SMUGGLED + b"\r\n.\r\nQUIT\r\n")
+
+    async def go():
+        async with relay(make_settings, sink.port) as port:
+            return await raw_exchange(port, payload, expect=6)
+
+    lines = run(go())
+    # EHLO, MAIL, RCPT, 354, then ONE reply for the whole data, then QUIT: nothing smuggled through
+    assert [line[:3] for line in lines[1:5]] == [b"250", b"250", b"250", b"354"]
+    assert lines[5].startswith(b"550 5.5.2 Bare CR or LF")
+    assert lines[6].startswith(b"221 2.0.0")
+    assert sink.messages == []
+    assert not any("evil" in c for c in sink.handler.commands)
+
+
+def test_aiosmtpd_sink_itself_ends_data_only_on_crlf_dot_crlf(make_sink):
+    """The capture sink (aiosmtpd >= 1.4.5) keeps a bare-LF 'end' inside the data: proof for the fixture."""
+    sink = make_sink()
+    payload = (b"EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n"
+               b"x\n.\nMAIL FROM:<evil@attacker.example>\r\n.\r\nQUIT\r\n")
+
+    async def go():
+        return await raw_exchange(sink.port, payload, expect=6)
+
+    run(go())
+    [captured] = sink.wait_for_messages(1)
+    assert captured.data == b"x\n.\nMAIL FROM:<evil@attacker.example>\r\n"
+    assert not any("evil" in c for c in sink.handler.commands)
+
+
+def test_size_limits(make_settings, make_sink):
+    sink = make_sink()
+
+    async def go():
+        async with relay(make_settings, sink.port, max_message_size=2000, max_header_size=500) as port:
+            smtp = await client(port)
+            with pytest.raises(aiosmtplib.SMTPSenderRefused) as declared:
+                await smtp.mail("alice@example.org", options=["SIZE=5000"])
+            big = await _send(port, ["bob@example.org"], MSG + b"y" * 3000 + b"\r\n")
+            header = await _send(port, ["bob@example.org"], b"X-Long: " + b"h" * 600 + b"\r\n" + MSG)
+            fits = await _send(port, ["bob@example.org"], MSG)
+            await smtp.quit()
+            return declared.value, big, header, fits
+
+    declared, big, header, fits = run(go())
+    assert declared.code == 552 and declared.message.startswith("5.3.4")
+    assert big[0] == 552 and big[1].startswith("5.3.4 Message size")
+    assert header[0] == 552 and header[1].startswith("5.3.4 Message header size")
+    assert fits[0] == 250
+    assert len(sink.messages) == 1
+
+
+def test_recipient_and_line_limits(make_settings, make_sink):
+    sink = make_sink()
+
+    async def go():
+        async with relay(make_settings, sink.port, max_recipients=2, max_line_length=100) as port:
+            smtp = await client(port)
+            await smtp.mail("alice@example.org")
+            await smtp.rcpt("a@example.org")
+            await smtp.rcpt("b@example.org")
+            with pytest.raises(aiosmtplib.SMTPRecipientRefused) as third:
+                await smtp.rcpt("c@example.org")
+            long_line = await smtp.execute_command(b"NOOP", b"x" * 120)
+            await smtp.quit()
+            return third.value, long_line
+
+    third, long_line = run(go())
+    assert third.code == 452 and third.message.startswith("4.5.3")
+    assert long_line.code == 500 and long_line.message.startswith("5.5.2")
+
+
+# --------------------------------------------------------------------------- access and sessions
+
+
+def test_client_outside_allowed_networks_gets_5xx_before_data(make_settings, make_sink):
+    sink = make_sink()
+    payload = b"EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\nQUIT\r\n"
+
+    async def go():
+        async with relay(make_settings, sink.port, allowed_clients="127.0.0.1/32") as port:
+            denied = await raw_exchange(port, payload, expect=5, source="127.0.0.2")
+            allowed = await raw_exchange(port, b"EHLO c\r\nQUIT\r\n", expect=2, source="127.0.0.1")
+            return denied, allowed
+
+    denied, allowed = run(go())
+    assert denied[0].startswith(b"554 5.7.1")
+    assert [line[:9] for line in denied[1:]] == [b"503 5.7.1"] * 4 + [b"221 2.0.0"]
+    assert allowed[0].startswith(b"220 relay.test")
+    assert sink.handler.sessions == 0 and sink.messages == []
+
+
+def test_sessions_past_max_get_421_and_others_are_served(make_settings, make_sink):
+    sink = make_sink()
+
+    async def go():
+        async with relay(make_settings, sink.port, max_sessions=1) as port:
+            first = await client(port)
+            with pytest.raises(aiosmtplib.SMTPConnectResponseError) as refused:
+                await client(port)
+            await first.sendmail("alice@example.org", ["bob@example.org"], MSG)
+            await first.quit()
+            return refused.value
+
+    refused = run(go())
+    assert refused.code == 421 and refused.message.startswith("4.7.0")
+    assert len(sink.messages) == 1
+
+
+def test_command_timeout_closes_with_421(make_settings, make_sink):
+    sink = make_sink()
+
+    async def go():
+        async with relay(make_settings, sink.port, command_timeout=0.5) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                greeting = await reader.readline()
+                closing = await asyncio.wait_for(reader.readline(), 10)
+                eof = await asyncio.wait_for(reader.read(), 10)
+            finally:
+                writer.close()
+            return greeting, closing, eof
+
+    greeting, closing, eof = run(go())
+    assert greeting.startswith(b"220 ")
+    assert closing.startswith(b"421 4.4.2")
+    assert eof == b""
