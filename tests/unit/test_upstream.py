@@ -1,0 +1,132 @@
+"""The next hop client, against a real aiosmtpd capture sink on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from relay import replies
+from relay.errors import UpstreamRejected, UpstreamUnavailable
+from relay.upstream import Upstream, deliver
+from tests.fixtures.common import free_port
+
+MSG = b"Subject: release\r\n\r\n.dot line\r\nbody \xc3\xa9\r\n"
+
+
+def settings_for(make_settings, port: int, **overrides):
+    return make_settings(upstream=f"127.0.0.1:{port}", hostname="relay.test", upstream_tls="off", **overrides)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def test_deliver_sends_one_message_byte_exact(make_settings, make_sink):
+    sink = make_sink()
+    answer = run(deliver(settings_for(make_settings, sink.port), "alice@example.org",
+                         ["bob@example.org", "carol@example.org"], MSG, ["BODY=8BITMIME"]))
+    assert answer.ok and answer.code == 250 and answer.text == "OK captured"
+    [captured] = sink.messages
+    assert captured.data == MSG
+    assert captured.rcpt_tos == ("bob@example.org", "carol@example.org")
+    assert captured.mail_options == ("BODY=8BITMIME",)
+
+
+def test_deliver_null_sender(make_settings, make_sink):
+    sink = make_sink()
+    run(deliver(settings_for(make_settings, sink.port), "", ["bob@example.org"], MSG))
+    assert sink.messages[0].mail_from == "<>"
+
+
+def test_deliver_is_all_or_nothing_when_a_recipient_is_refused(make_settings, make_sink):
+    sink = make_sink(refuse_rcpt={"gone@example.org": "550 5.1.1 gone"})
+    with pytest.raises(UpstreamRejected) as refused:
+        run(deliver(settings_for(make_settings, sink.port), "alice@example.org",
+                    ["bob@example.org", "gone@example.org"], MSG))
+    assert refused.value.code == 550 and refused.value.permanent
+    assert "gone@example.org" in refused.value.message
+    assert sink.messages == []
+
+
+@pytest.mark.parametrize("fault, code", [({"data_reply": "452 4.3.1 full"}, 452),
+                                         ({"refuse_mail": "553 5.7.1 sender refused"}, 553)])
+def test_deliver_rejected_carries_the_reply(make_settings, make_sink, fault, code):
+    sink = make_sink(**fault)
+    with pytest.raises(UpstreamRejected) as refused:
+        run(deliver(settings_for(make_settings, sink.port), "alice@example.org", ["bob@example.org"], MSG))
+    assert refused.value.code == code
+    assert sink.messages == []
+
+
+@pytest.mark.parametrize("fault", [{"drop_in_data": True}, {"data_delay": 2.0}, {"refuse_connect": True}, None])
+def test_deliver_unavailable(make_settings, make_sink, fault):
+    port = make_sink(**fault).port if fault is not None else free_port()
+    with pytest.raises(UpstreamUnavailable):
+        run(deliver(settings_for(make_settings, port, upstream_timeout=0.5), "alice@example.org",
+                    ["bob@example.org"], MSG))
+
+
+def test_session_mirrors_and_is_reused_across_transactions(make_settings, make_sink):
+    sink = make_sink(refuse_rcpt={"no@example.org": "550 5.1.1 no"})
+
+    async def go():
+        upstream = await Upstream.create(settings_for(make_settings, sink.port))
+        session = upstream.session()
+        try:
+            results = []
+            for n in range(2):
+                assert (await session.mail("alice@example.org", ["SIZE=100", "SMTPUTF8"])).ok
+                results.append(await session.rcpt("no@example.org"))
+                assert (await session.rcpt("bob@example.org")).ok
+                results.append(await session.data(MSG))
+            await session.quit()
+            return results
+        finally:
+            session.close()
+
+    refused, sent, refused2, sent2 = run(go())
+    assert (refused.code, refused.status, refused.text) == (550, "5.1.1", "no")
+    assert sent.ok and sent2.ok
+    assert sink.handler.sessions == 1 and len(sink.messages) == 2
+    assert sink.handler.commands[0] == "MAIL alice@example.org SIZE=100 SMTPUTF8"
+
+
+def test_session_reconnects_when_a_reused_session_died(make_settings, make_sink):
+    sink = make_sink()
+
+    async def go():
+        upstream = await Upstream.create(settings_for(make_settings, sink.port))
+        session = upstream.session()
+        try:
+            await session.open()
+            session._smtp.transport.abort()          # the next hop went away while idle
+            await asyncio.sleep(0.05)
+            answer = await session.mail("alice@example.org")
+            await session.rcpt("bob@example.org")
+            sent = await session.data(MSG)
+            return answer, sent
+        finally:
+            session.close()
+
+    answer, sent = run(go())
+    assert answer.ok and sent.ok
+    assert sink.handler.sessions == 2
+
+
+def test_upstream_421_is_not_passed_on_as_our_own_421():
+    answer = replies.from_upstream(421, "4.3.2 shutting down")
+    assert answer.code == 421
+    translated = replies.upstream_closing(answer)
+    assert translated.code == 451 and str(translated).startswith("451 4.4.2 Next hop closing")
+
+
+def test_reply_parsing_and_rendering():
+    multi = replies.from_upstream(250, "2.0.0 first line\n2.0.0 second\r")
+    assert str(multi) == "250-2.0.0 first line\r\n250 2.0.0 second"
+    bare = replies.from_upstream(550, "no such user")
+    assert str(bare) == "550 5.0.0 no such user"
+    assert replies.enhance("500 Error: bad syntax") == "500 5.5.2 Error: bad syntax"
+    assert replies.enhance("354 End data") == "354 End data"
+    assert replies.enhance("250 2.1.5 ok") == "250 2.1.5 ok"
+    assert str(replies.rejected("bad\r\nthing", "r1", "5.1")) == "550 5.7.1 bad  thing [rule r1, clause 5.1]"
