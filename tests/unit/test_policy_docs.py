@@ -1,0 +1,58 @@
+"""policies/README.md documents every key, test, value, placeholder and finding kind the loader knows."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from relay.findings import KINDS, TYPES
+from relay.policy import schema
+
+README = (Path(__file__).resolve().parents[2] / "policies" / "README.md").read_text(encoding="utf-8")
+CODE = set(re.findall(r"`([^`\n]+)`", README))
+
+KEYS = sorted(set(schema.POLICY_KEYS + schema.ORGANISATION_KEYS + schema.DEFAULTS_KEYS + schema.DETECTOR_KEYS
+                  + schema.RULE_KEYS + schema.TAG_KEYS))
+VALUES = sorted(set(schema.MODES + schema.ACTIONS + schema.SCANNER_FAILURE_ACTIONS + schema.SCOPES
+                    + schema.CONFIDENCES + schema.WHERE_NAMES + tuple(v for v in schema.VALIDATORS if v)))
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_every_key_is_documented(key):
+    assert key in CODE, f"policies/README.md does not mention `{key}`"
+
+
+@pytest.mark.parametrize("test", schema.CONDITION_TESTS + schema.FINDING_TESTS)
+def test_every_condition_test_is_documented(test):
+    assert test in CODE, f"policies/README.md does not mention the condition test `{test}`"
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_every_value_is_documented(value):
+    assert value in CODE, f"policies/README.md does not mention the value `{value}`"
+
+
+@pytest.mark.parametrize("name", schema.PLACEHOLDERS)
+def test_every_placeholder_is_documented(name):
+    assert "{" + name + "}" in CODE, f"policies/README.md does not document the placeholder `{{{name}}}`"
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_finding_kind_is_documented(kind):
+    row = re.search(rf"^\| `{re.escape(kind)}` \|.*$", README, re.M)
+    assert row, f"policies/README.md has no table row for the finding kind `{kind}`"
+    for type_ in TYPES.get(kind, ()):
+        assert f"`{type_}`" in row.group(), f"the row of `{kind}` does not list its type `{type_}`"
+
+
+def test_documented_kinds_exist():
+    table = re.search(r"## Finding kinds\n(.*?)\n## ", README, re.S).group(1)
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", table, re.M))
+    assert documented == set(KINDS)
+
+
+def test_no_unknown_placeholder_is_documented():
+    documented = set(re.findall(r"^\| `\{([a-z_]+)\}` \|", README, re.M))
+    assert documented == set(schema.PLACEHOLDERS)
