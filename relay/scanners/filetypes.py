@@ -47,6 +47,7 @@ import asyncio
 import io
 import re
 import threading
+import warnings
 import zipfile
 from collections.abc import Sequence
 
@@ -71,7 +72,8 @@ SCRIPT_EXT = {"js": "js", "jse": "js", "vbs": "vbs", "vbe": "vbs", "ps1": "ps1",
               "sh": "sh", "bash": "sh", "zsh": "sh", "ksh": "sh"}
 IMAGE_EXT = {"iso": "iso", "img": "img", "ima": "img", "vhd": "vhd", "vhdx": "vhdx", "dmg": "dmg"}
 
-_OLE_MIMES = ("application/x-ole-storage", "application/msword", "application/vnd.ms-", "application/cdfv2")
+_OLE_MIMES = ("application/x-ole-storage", "application/msword", "application/vnd.ms-", "application/cdfv2",
+              "application/encrypted")  # libmagic: encrypted OLE2 / OOXML
 _OOXML = ("application/vnd.openxmlformats-officedocument.", "application/zip", "application/vnd.ms-",
           *_OLE_MIMES)
 _ODF = ("application/vnd.oasis.opendocument.", "application/zip")
@@ -183,8 +185,20 @@ def _ooxml(data: bytes) -> bool:
     return "[Content_Types].xml" in names
 
 
+_import_lock = threading.Lock()
+
+
+def _oletools():
+    """olevba and msodde, imported once (their pyparsing use warns of deprecations at import)."""
+    with _import_lock:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from oletools import msodde, olevba
+    return olevba, msodde
+
+
 def macros(data: bytes) -> list[str]:
-    from oletools.olevba import VBA_Parser
+    VBA_Parser = _oletools()[0].VBA_Parser  # noqa: N806
     try:
         parser = VBA_Parser("attachment", data=data)
     except Exception:  # noqa: BLE001 - not an Office file after all, or too broken to hold macros
@@ -210,7 +224,7 @@ _DDE_CSV = re.compile(rb"(?m)^[\"']?[=+\-@][^\r\n|]{0,40}\|")
 
 
 def dde(data: bytes, ext: str) -> bool:
-    from oletools import msodde
+    msodde = _oletools()[1]
     try:
         if data[:8] == CFB:
             import olefile

@@ -1,0 +1,121 @@
+"""relay.scanners.filetypes: real types, dangerous types, macros, DDE and lies."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from relay.message import Part, parse
+from relay.scanners import filetypes
+from relay.scanners.filetypes import FileTypeScanner, check_part
+from tests.data.attachments import samples
+
+
+def found(name: str, data: bytes, declared: str = "application/octet-stream") -> set[tuple[str, str]]:
+    part = Part("1.2", declared, name, disposition="attachment", payload=data)
+    return {(f.kind, f.type) for f in check_part(part)}
+
+
+@pytest.mark.parametrize(("name", "make", "expected"), [
+    ("clam.exe", lambda: samples.testfile("clam.exe"), ("executable", "pe")),
+    ("tool", samples.elf, ("executable", "elf")),
+    ("tool", samples.macho, ("executable", "macho")),
+    ("setup.msi", samples.msi, ("executable", "msi")),
+    ("x.lnk", samples.lnk, ("script", "lnk")),
+    ("cd.iso", samples.iso, ("disk_image", "iso")),
+    ("disk.vhdx", samples.vhdx, ("disk_image", "vhdx")),
+    ("disk.vhd", samples.vhd, ("disk_image", "vhd")),
+    ("mac.dmg", samples.dmg, ("disk_image", "dmg")),
+    ("disk.img", samples.mbr_image, ("disk_image", "img")),
+    ("run.js", lambda: b"var s = new ActiveXObject('WScript.Shell');", ("script", "js")),
+    ("run.vbs", lambda: b"MsgBox 1", ("script", "vbs")),
+    ("run.ps1", lambda: b"Write-Host 1", ("script", "ps1")),
+    ("run.bat", lambda: b"@echo off\r\n", ("script", "bat")),
+    ("run.cmd", lambda: b"@echo off\r\n", ("script", "cmd")),
+    ("run.wsf", lambda: b"<job><script language='JScript'>1</script></job>", ("script", "wsf")),
+    ("app.jar", lambda: samples.zip_of({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n"}), ("script", "jar")),
+    ("x.hta", lambda: b"<html><HTA:APPLICATION id=x>", ("script", "hta")),
+    ("install.sh", lambda: b"#!/bin/sh\necho hi\n", ("script", "sh")),
+])
+def test_dangerous_types(name, make, expected):
+    assert expected in found(name, make())
+
+
+def test_dangerous_content_under_a_harmless_name_is_also_a_mismatch():
+    assert found("invoice.pdf", samples.testfile("clam.exe"), "application/pdf") >= {
+        ("executable", "pe"), ("type_mismatch", "pe")}
+    assert found("notes.txt", b"#!/bin/sh\nrm -rf ~\n") >= {("script", "sh"), ("type_mismatch", "sh")}
+    assert ("script", "lnk") in found("photo.jpg", samples.lnk())
+    assert ("type_mismatch", "iso") in found("report.docx", samples.iso())
+
+
+def test_matching_names_are_not_mismatches():
+    assert ("type_mismatch", "pe") not in found("clam.exe", samples.testfile("clam.exe"))
+    assert found("cd.iso", samples.iso()) == {("disk_image", "iso")}
+    assert found("install.sh", b"#!/bin/sh\n") == {("script", "sh")}
+
+
+def test_specific_extension_lies():
+    assert ("type_mismatch", "zip") in found("report.pdf", samples.testfile("clam.zip"))
+    assert ("type_mismatch", "pdf") in found("photo.jpg", samples.pdf())
+    assert ("type_mismatch", "pe") in found("scan.png", samples.testfile("clam.exe"))
+
+
+def test_harmless_differences_are_fine():
+    assert found("notes.txt", samples.testfile("clam.zip")) == set()
+    assert found("data.bin", samples.pdf()) == set()
+    assert found("report.pdf", samples.pdf()) == set()
+    assert found("letter.docx", samples.docx()) == set()
+    assert found("secret.docx", samples.encrypted_office("pw")) == set()
+    assert found("a.csv", b"name,amount\nbob,12\n") == set()
+
+
+def test_executable_extension_alone_is_medium_confidence():
+    part = Part("1.2", "application/octet-stream", "update.exe", disposition="attachment", payload=b"not a PE")
+    (finding,) = [f for f in check_part(part) if f.kind == "executable"]
+    assert (finding.type, str(finding.confidence)) == ("pe", "medium")
+
+
+def test_macros_in_ooxml_and_ole2():
+    assert ("macro", "vba") in found("book.xlsm", samples.macro_xlsm())
+    assert ("macro", "vba") in found("old.doc", samples.vba_project())
+    assert not any(k == "macro" for k, _ in found("letter.docx", samples.docx()))
+    assert not any(k == "macro" for k, _ in found("clam.doc", samples.testfile("clam.ole.doc")))
+
+
+def test_dde_in_docx_and_csv():
+    assert ("dde", "dde") in found("invite.docx", samples.dde_docx())
+    assert ("dde", "dde") in found("sheet.csv", b"a,b\n=cmd|' /C calc'!A0,1\n")
+    assert ("dde", "dde") not in found("letter.docx", samples.docx())
+
+
+def test_bodies_are_not_scripts_by_content():
+    body = Part("1.1", "text/plain", payload=b"#!/bin/sh\nthis is how you do it\n")
+    assert check_part(body) == []
+
+
+def test_scanner_reads_archive_members_and_names_them():
+    raw = samples.message([("docs.zip", samples.zip_of({"readme.txt": b"hi", "a.exe": samples.testfile("clam.exe")}),
+                            "application/zip")])
+    findings = asyncio.run(FileTypeScanner().scan(_ctx(parse(raw))))
+    assert [(f.kind, f.type, f.where) for f in findings] == [("executable", "pe", 'part 1.2 "docs.zip" > "a.exe"')]
+
+
+def test_one_magic_per_thread():
+    import threading
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(filetypes._magic()))
+    t.start()
+    t.join(5)
+    assert seen and seen[0] is not filetypes._magic()
+    assert filetypes._magic() is filetypes._magic()
+
+
+class _Ctx:
+    def __init__(self, message):
+        self.message = message
+
+
+def _ctx(message):
+    return _Ctx(message)
