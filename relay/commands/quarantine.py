@@ -241,7 +241,7 @@ def delete(config_path, qid, reviewer, note) -> None:
 @reviewer_option
 def export(config_path, qid, output, reviewer) -> None:
     """Write the original message, byte for byte (``export ID > msg.eml``)."""
-    if output.name in ("-", "<stdout>") and sys.stdout.isatty():
+    if getattr(output, "isatty", lambda: False)():
         raise click.UsageError("refusing to write a raw message to a terminal: redirect to a file or use --output")
     _msg, raw = _run(config_path, lambda settings, store: actions.export(store, qid, reviewer))
     output.write(raw)
