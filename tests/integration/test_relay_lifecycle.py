@@ -1,0 +1,164 @@
+"""`relay serve` lifecycle as a subprocess: SIGTERM drain, SIGKILL mid-DATA, --workers, SIGHUP reload."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+
+from tests.fixtures.smtp import MINIMAL_POLICY
+
+pytestmark = [pytest.mark.clamd, pytest.mark.slow]
+
+MSG = b"From: alice@example.org\r\nTo: bob@example.org\r\nSubject: lifecycle\r\n\r\nbody\r\n"
+
+
+async def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        await asyncio.sleep(0.02)
+
+
+def test_sigterm_lets_the_transaction_in_flight_finish_and_exits_0(start_relay, make_sink):
+    sink = make_sink(data_delay=1.5)
+    relay = start_relay({"RELAY_UPSTREAM": f"127.0.0.1:{sink.port}", "RELAY_SHUTDOWN_GRACE": "20"})
+
+    async def go():
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.port, timeout=20, start_tls=False)
+        await smtp.connect()
+        await smtp.mail("alice@example.org")
+        await smtp.rcpt("bob@example.org")
+        sending = asyncio.create_task(smtp.data(MSG))
+        await wait_until(lambda: "DATA" in sink.handler.commands)   # the message is at the next hop now
+        relay.signal(signal.SIGTERM)
+        answer = await sending
+        smtp.close()
+        return answer
+
+    answer = asyncio.run(asyncio.wait_for(go(), 60))
+    assert answer.code == 250 and "captured" in answer.message
+    assert relay.wait(30) == 0
+    assert len(sink.messages) == 1
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", relay.port), timeout=2).close()
+
+
+def test_sigkill_mid_data_never_gives_250(start_relay, make_sink):
+    sink = make_sink(data_delay=30)
+    relay = start_relay({"RELAY_UPSTREAM": f"127.0.0.1:{sink.port}"})
+
+    async def go():
+        reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+        try:
+            await reader.readline()
+            writer.write(b"EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
+            writer.write(b"Subject: half\r\n\r\nfirst half of the body\r\n")
+            await writer.drain()
+            got = b""
+            while b"354 " not in got:
+                got += await asyncio.wait_for(reader.read(4096), 10)
+            relay.proc.kill()                                    # mid-DATA: no end of data yet
+            rest = await asyncio.wait_for(reader.read(), 10)
+            return got + rest
+        finally:
+            writer.close()
+
+    received = asyncio.run(asyncio.wait_for(go(), 60))
+    assert b"354 " in received
+    assert b"\r\n250 " not in received.split(b"354 ", 1)[1]
+    assert sink.messages == []
+
+
+def _listening_pids(port: int) -> set[int]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                inodes.add(fields[9])
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            for fd in (entry / "fd").iterdir():
+                if os.readlink(fd) in {f"socket:[{i}]" for i in inodes}:
+                    pids.add(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_two_workers_serve_the_same_port(start_relay, make_sink):
+    sink = make_sink()
+    relay = start_relay({"RELAY_UPSTREAM": f"127.0.0.1:{sink.port}"}, args=("--workers", "2"))
+
+    async def settle():
+        await wait_until(lambda: len(_listening_pids(relay.port)) == 2, 30)
+
+    asyncio.run(settle())
+    pids = _listening_pids(relay.port)
+    assert len(pids) == 2 and relay.pid not in pids
+
+    async def go():
+        for n in range(6):
+            smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.port, timeout=20, start_tls=False)
+            await smtp.connect()
+            await smtp.sendmail("alice@example.org", [f"r{n}@example.org"], MSG)
+            await smtp.quit()
+
+    asyncio.run(asyncio.wait_for(go(), 60))
+    assert len(sink.wait_for_messages(6)) == 6
+    served_by = {e["pid"] for e in relay.events("serving")}
+    assert served_by == pids
+    relay.signal(signal.SIGTERM)
+    assert relay.wait(30) == 0
+    assert _listening_pids(relay.port) == set()
+
+
+REJECT_ALL = MINIMAL_POLICY + """\
+  - id: no-mail-today
+    clause: "9.9"
+    reason: "no mail today"
+    when: {recipients: 1}
+    action: reject
+"""
+
+
+def test_sighup_reloads_a_valid_policy_without_dropping_sessions_and_ignores_an_invalid_one(
+        start_relay, make_sink):
+    sink = make_sink()
+    relay = start_relay({"RELAY_UPSTREAM": f"127.0.0.1:{sink.port}"})
+    policy_path = relay.policy_path
+
+    async def go():
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.port, timeout=20, start_tls=False)
+        await smtp.connect()
+        before = await smtp.sendmail("alice@example.org", ["bob@example.org"], MSG)
+        policy_path.write_text(REJECT_ALL, encoding="utf-8")
+        relay.signal(signal.SIGHUP)
+        await wait_until(lambda: relay.events("policy.reloaded"), 15)
+        with pytest.raises(aiosmtplib.SMTPDataError) as rejected:          # same session, new policy
+            await smtp.sendmail("alice@example.org", ["bob@example.org"], MSG)
+        policy_path.write_text("rules: [oops\n", encoding="utf-8")
+        relay.signal(signal.SIGHUP)
+        await wait_until(lambda: relay.events("policy.reload_failed"), 15)
+        with pytest.raises(aiosmtplib.SMTPDataError) as still:
+            await smtp.sendmail("alice@example.org", ["bob@example.org"], MSG)
+        await smtp.quit()
+        return before, rejected.value, still.value
+
+    before, rejected, still = asyncio.run(asyncio.wait_for(go(), 60))
+    assert before[1].startswith("2.0.0 OK captured")
+    assert rejected.code == 550 and rejected.message == "5.7.1 no mail today [rule no-mail-today, clause 9.9]"
+    assert still.code == 550
+    assert relay.proc.poll() is None
+    assert len(sink.messages) == 1
