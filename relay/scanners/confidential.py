@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 from relay.findings import Confidence, Finding
 from relay.scanners import ScanContext
-from relay.scanners.text import PhraseMatcher, load_lexicon, merge_same_place, own_chunks
+from relay.scanners.text import PhraseMatcher, load_lexicon, merge_same_place, off_loop, own_chunks
 
 _LEXICON = load_lexicon("confidential.txt")
 _PROSE = frozenset(_LEXICON.get("prose", ()))
@@ -47,7 +47,7 @@ class ConfidentialScanner:
         self.ignore_labels = frozenset(label.strip().lower() for label in ignore_labels)
 
     async def scan(self, ctx: ScanContext) -> Sequence[Finding]:
-        findings = self._markers(ctx)
+        findings = await off_loop(self._markers, ctx)
         for value in ctx.message.header_all("Sensitivity"):
             level = _SENSITIVITY.get(value.strip().lower())
             if level is not None:

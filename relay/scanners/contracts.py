@@ -32,6 +32,7 @@ from relay.scanners.text import (
     is_bulk,
     load_lexicon,
     merge_same_place,
+    off_loop,
     own_chunks,
 )
 
@@ -52,7 +53,7 @@ class ContractScanner:
             return []
         if not self.include_bulk and is_bulk(ctx):
             return []
-        return find_contract_language(ctx)
+        return await off_loop(find_contract_language, ctx)
 
 
 def find_contract_language(ctx: ScanContext) -> list[Finding]:

@@ -30,25 +30,27 @@ shape (``£#,###``), never the amount.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 
 from num2words import num2words
 
 from relay.findings import Confidence, Finding
 from relay.scanners import ScanContext
-from relay.scanners.text import has_external_recipient, is_bulk, merge_same_place, own_chunks
+from relay.scanners.text import fold, has_external_recipient, is_bulk, merge_same_place, off_loop, own_chunks
 
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d+(?:\.\d{1,2})?"
 _SUF = r"(?:\s?(?:k|m|mn|bn|million|thousand|billion)\b)?"
 _END = r"(?![.,]?\d)(?!\s?%)"
-_MONEY = re.compile(
-    rf"(?<![\w£$€])(?P<sym>US\$|[£$€])\s?(?P<n1>{_NUM})(?P<s1>{_SUF}){_END}"
-    rf"|\b(?P<code>GBP|USD|EUR)\s?(?P<n2>{_NUM})(?P<s2>{_SUF}){_END}"
-    rf"|(?<![\w.,£$€])(?P<n3>{_NUM})(?P<s3>{_SUF})\s?(?P<unit>GBP|USD|EUR|pounds?|euros?|dollars?)\b",
-    re.I,
-)
+# Candidates are found with str.find (C speed) for the currency markers, then an anchored
+# regex reads the figure: a figure after a marker (£1,250, US$5, GBP 1,250) ...
+_PREFIXED = re.compile(rf"(?P<mark>US\$|[£$€]|GBP|USD|EUR)\s?(?P<num>{_NUM})(?P<suf>{_SUF}){_END}", re.I)
+# ... or before a currency code or word (1,250 EUR, 400 pounds), read backwards from the unit.
+_SUFFIXED = re.compile(rf"(?P<num>{_NUM})(?P<suf>{_SUF})\s?$", re.I)
+_PREFIX_MARKS = ("£", "$", "€", "gbp", "usd", "eur")
+_UNIT_MARKS = ("gbp", "usd", "eur", "pound", "euro", "dollar")
 _CURRENCY = {"£": "gbp", "$": "usd", "us$": "usd", "€": "eur", "gbp": "gbp", "usd": "usd", "eur": "eur",
              "pound": "gbp", "pounds": "gbp", "dollar": "usd", "dollars": "usd", "euro": "eur", "euros": "eur"}
 _SCALE = {"": 1, "k": 1000, "thousand": 1000, "m": 10**6, "mn": 10**6, "million": 10**6, "bn": 10**9, "billion": 10**9}
@@ -84,6 +86,9 @@ class FiguresScanner:
             return []
         if not self.include_bulk and is_bulk(ctx):
             return []
+        return await off_loop(self._find, ctx)
+
+    def _find(self, ctx: ScanContext) -> list[Finding]:
         findings: list[Finding] = []
         for chunk in own_chunks(ctx, self.sources):
             counts: dict[tuple[str, str], list] = {}
@@ -96,21 +101,60 @@ class FiguresScanner:
 
 def check_figures(flat: str) -> list[tuple[str, str, str]]:
     """(kind, currency, shape) for each figure in ``flat`` that is unworded or mismatched."""
-    out = []
-    for m in _MONEY.finditer(flat):
-        marker = (m.group("sym") or m.group("code") or m.group("unit")).lower()
-        currency = _CURRENCY[marker]
-        number = m.group("n1") or m.group("n2") or m.group("n3")
-        suffix = (m.group("s1") or m.group("s2") or m.group("s3") or "").strip().lower()
+    out: list[tuple[str, str, str]] = []
+    for start, end, mark, number, suffix in find_money(flat):
         try:
-            value = Decimal(number.replace(",", "")) * _SCALE[suffix]
+            value = Decimal(number.replace(",", "")) * _SCALE[suffix.strip().lower()]
         except (InvalidOperation, KeyError):
             continue
-        words = _words_after(flat, m.end()) or _words_before(flat, m.start())
+        currency = _CURRENCY[mark]
+        words = _words_after(flat, end) or _words_before(flat, start)
         if words is None:
-            out.append(("unworded_figure", currency, _shape(m.group(0))))
+            out.append(("unworded_figure", currency, _shape(flat[start:end])))
         elif not words_match(words, value, currency):
-            out.append(("figure_mismatch", currency, _shape(m.group(0))))
+            out.append(("figure_mismatch", currency, _shape(flat[start:end])))
+    return out
+
+
+def _positions(low: str, needle: str) -> Iterator[int]:
+    i = low.find(needle)
+    while i != -1:
+        yield i
+        i = low.find(needle, i + 1)
+
+
+def _glued(ch: str) -> bool:
+    return ch.isalnum() or ch in "_£$€"
+
+
+def find_money(flat: str) -> list[tuple[int, int, str, str, str]]:
+    """Money figures in ``flat``: (start, end, currency marker, number, scale suffix), in order, no overlaps."""
+    low = fold(flat)
+    spans = []
+    for mark in _PREFIX_MARKS:
+        for i in _positions(low, mark):
+            start = i - 2 if mark == "$" and low[i - 2:i] == "us" else i
+            if start > 0 and _glued(flat[start - 1]):
+                continue
+            m = _PREFIXED.match(flat, start)
+            if m:
+                spans.append((start, m.end(), m.group("mark").lower(), m.group("num"), m.group("suf")))
+    for mark in _UNIT_MARKS:
+        for i in _positions(low, mark):
+            end = i + len(mark)
+            if mark in ("pound", "euro", "dollar") and low[end:end + 1] == "s":
+                end += 1
+            if (i > 0 and low[i - 1].isalpha()) or (end < len(low) and (low[end].isalnum() or low[end] == "_")):
+                continue
+            m = _SUFFIXED.search(flat, max(0, i - 40), i)
+            if m and not (m.start() > 0 and (_glued(flat[m.start() - 1]) or flat[m.start() - 1] in ".,")):
+                spans.append((m.start(), end, mark.rstrip("s"), m.group("num"), m.group("suf")))
+    spans.sort(key=lambda span: (span[0], -span[1]))
+    out, last = [], -1
+    for span in spans:
+        if span[0] >= last:
+            out.append(span)
+            last = span[1]
     return out
 
 
@@ -176,16 +220,22 @@ def words_match(words: list[str], value: Decimal, currency: str) -> bool:
     if said and said != {currency}:
         return False
     plain = [w for w in _canon(words) if w not in _MAJOR and w not in ("us",)]
-    if value == value.to_integral_value() and plain == _canon(num2words(int(value))):
-        return True
-    try:
-        spelled = num2words(value, to="currency", currency=currency.upper())
-    except (NotImplementedError, ValueError, TypeError):
-        spelled = ""
-    if spelled and _canon(words) == _canon(spelled):
+    cardinal, spelled = _spellings(value, currency)
+    if plain == cardinal or _canon(words) == spelled:
         return True
     parsed = words_to_amount(words)
     return parsed is not None and parsed == value
+
+
+@functools.lru_cache(maxsize=1024)
+def _spellings(value: Decimal, currency: str) -> tuple[list[str] | None, list[str] | None]:
+    """num2words' cardinal (whole amounts) and currency spellings of ``value``, canonicalised."""
+    cardinal = _canon(num2words(int(value))) if value == value.to_integral_value() else None
+    try:
+        spelled = _canon(num2words(value, to="currency", currency=currency.upper()))
+    except (NotImplementedError, ValueError, TypeError):
+        spelled = None
+    return cardinal, spelled
 
 
 def words_to_amount(words: list[str]) -> Decimal | None:

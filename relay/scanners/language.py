@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from relay.findings import Confidence, Finding
 from relay.scanners import ScanContext
-from relay.scanners.text import PhraseMatcher, load_lexicon, mask, merge_same_place, own_chunks
+from relay.scanners.text import PhraseMatcher, load_lexicon, mask, merge_same_place, off_loop, own_chunks
 
 CATEGORIES = ("abusive", "intimidating", "disparaging")
 _LEVELS = {"high": Confidence.HIGH, "medium": Confidence.MEDIUM, "low": Confidence.LOW}
@@ -50,6 +50,9 @@ class LanguageScanner:
         self.max_evidence_terms = max_evidence_terms
 
     async def scan(self, ctx: ScanContext) -> Sequence[Finding]:
+        return await off_loop(self._find, ctx)
+
+    def _find(self, ctx: ScanContext) -> list[Finding]:
         findings: list[Finding] = []
         for chunk in own_chunks(ctx, self.sources):
             per_category: dict[str, tuple[int, Confidence, list[str]]] = {}

@@ -17,27 +17,38 @@ Three jobs, all linear in the length of the text:
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Iterable, Iterator, Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from typing import TypeVar
 
 import ahocorasick
 
+from relay.extract import TextChunk
 from relay.findings import Finding
 from relay.scanners import ScanContext
 
+T = TypeVar("T")
+
 # ---------------------------------------------------------------- normalising
 
-# Length-preserving: typographic quotes and dashes become their ASCII twins.
-_TRANSLATE = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"',
-                            "\u2010": "-", "\u2011": "-", "\u00a0": " ", "\u202f": " "})
-_WS = re.compile(r"\s+")
+# Typographic quotes and hyphens become their ASCII twins (str.replace per character is far
+# faster than str.translate on non-ASCII text).
+_TYPOGRAPHIC = (("\u2019", "'"), ("\u2018", "'"), ("\u02bc", "'"), ("\u201c", '"'), ("\u201d", '"'),
+                ("\u2010", "-"), ("\u2011", "-"))
 
 
 def flatten(text: str) -> str:
     """Whitespace runs become one space, curly quotes straight ones (case kept)."""
-    return _WS.sub(" ", text.translate(_TRANSLATE))
+    if not text.isascii():
+        for char, ascii_char in _TYPOGRAPHIC:
+            if char in text:
+                text = text.replace(char, ascii_char)
+    return " ".join(text.split())  # str.split() also splits on no-break spaces
 
 
 def fold(flat: str) -> str:
@@ -50,7 +61,6 @@ def fold(flat: str) -> str:
 
 # ---------------------------------------------------------------- own words
 
-_QUOTE_LINE = re.compile(r"^[ \t]*>")
 _ATTRIBUTION = re.compile(
     r"^\s*(?:on\b.{0,200}\bwrote:\s*$"                 # On Tue, 3 Mar 2026 at 10:00, Bob <b@x> wrote:
     r"|.{0,200}\b(?:wrote|writes|a écrit|schrieb)\s*:\s*$"  # Bob Smith wrote:
@@ -69,6 +79,8 @@ _INLINE_ATTRIBUTION = re.compile(r"\bOn\b[^\n]{5,200}?\bwrote:|-{3,}\s*Original 
 
 def _is_attribution(lines: list[str], i: int) -> bool:
     line = lines[i]
+    if ":" not in line and not line.lstrip().startswith(("-", "_")):
+        return False  # every attribution form has a colon, or is a rule of dashes or underscores
     if not _ATTRIBUTION.match(line):
         return False
     stripped = line.strip().lower()
@@ -96,20 +108,20 @@ def own_text(text: str, *, keep_forwarded: bool = False, keep_disclaimers: bool 
     lines = text.splitlines()
     kept: list[str] = []
     for i, line in enumerate(lines):
-        if _QUOTE_LINE.match(line):
+        if line.lstrip(" \t").startswith(">"):
             continue
         if _SIG.match(line):
             break
-        if _FORWARD.match(line):
+        if "orward" in line and _FORWARD.match(line):
             if keep_forwarded:
                 continue
             break
         if _is_attribution(lines, i):
             following = next((x for x in lines[i + 1:] if x.strip()), "")
-            if _QUOTE_LINE.match(following):
+            if following.lstrip(" \t").startswith(">"):
                 continue
             break
-        inline = _INLINE_ATTRIBUTION.search(line) if len(line) > 40 else None
+        inline = _INLINE_ATTRIBUTION.search(line) if ("rote:" in line or "riginal" in line) else None
         if inline:
             kept.append(line[:inline.start()])
             break
@@ -130,23 +142,23 @@ def strip_disclaimers(text: str) -> str:
     for the use of") or two different weak ones ("confidential" + "notify the
     sender"). Cues are in ``data/disclaimers.txt``.
     """
-    out = []
-    for para in _PARAGRAPHS.split(text):
-        if len(para) > 40 and _is_disclaimer(fold(flatten(para))):
-            continue
-        out.append(para)
-    return "\n\n".join(out)
-
-
-def _is_disclaimer(low: str) -> bool:
-    weak: set[str] = set()
-    for m in _DISCLAIMER_CUES.find(low):
+    paras = _PARAGRAPHS.split(text)
+    # One automaton pass over all paragraphs, each flattened, joined by "\n" (which flatten removes).
+    joined = "\n".join(fold(flatten(p)) for p in paras)
+    strong: set[int] = set()
+    weak: dict[int, set[str]] = {}
+    para, boundary = 0, joined.find("\n")
+    for m in _DISCLAIMER_CUES.find(joined):
+        while boundary != -1 and m.start > boundary:
+            para, boundary = para + 1, joined.find("\n", boundary + 1)
         if m.label == "strong":
-            return True
-        weak.add(m.phrase)
-        if len(weak) >= 2:
-            return True
-    return False
+            strong.add(para)
+        else:
+            weak.setdefault(para, set()).add(m.phrase)
+    drop = strong | {i for i, cues in weak.items() if len(cues) >= 2}
+    if not drop:
+        return text
+    return "\n\n".join(p for i, p in enumerate(paras) if i not in drop or len(p) <= 40)
 
 
 # ---------------------------------------------------------------- lexicons
@@ -298,15 +310,53 @@ def own_chunks(ctx: ScanContext, sources: tuple[str, ...] = ("body", "header", "
     """The extracted chunks of ``sources``, reduced to the sender's own words (see :func:`own_text`).
 
     Quote stripping applies to the body only: an attached document has no
-    reply quoting, and the subject is one line.
+    reply quoting, and the subject is one line. The result per chunk is
+    memoised (a small bounded cache keyed by the chunk object), so the four
+    content scanners reading one message prepare its text once.
     """
     for chunk in ctx.extraction.chunks:
-        if chunk.source not in sources or not chunk.text:
-            continue
-        text = own_text(chunk.text, keep_forwarded=keep_forwarded) if chunk.source == "body" else chunk.text
-        flat = flatten(text)
-        if flat.strip():
-            yield OwnChunk(chunk.where, chunk.source, chunk.protected, flat, fold(flat))
+        if chunk.source in sources and chunk.text:
+            own = _own_chunk(chunk, keep_forwarded)
+            if own is not None:
+                yield own
+
+
+def _prepare(chunk: TextChunk, keep_forwarded: bool) -> OwnChunk | None:
+    text = own_text(chunk.text, keep_forwarded=keep_forwarded) if chunk.source == "body" else chunk.text
+    flat = flatten(text)
+    return OwnChunk(chunk.where, chunk.source, chunk.protected, flat, fold(flat)) if flat else None
+
+
+_CACHE: OrderedDict[tuple[int, bool], tuple[TextChunk, OwnChunk | None]] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_MAX_ENTRIES = 16
+_CACHE_MAX_CHARS = 8 * 1024 * 1024
+
+
+def _own_chunk(chunk: TextChunk, keep_forwarded: bool) -> OwnChunk | None:
+    key = (id(chunk), keep_forwarded)
+    with _CACHE_LOCK:  # held while preparing: concurrent scanners wait for one preparation, not redo it
+        hit = _CACHE.get(key)
+        if hit is not None and hit[0] is chunk:
+            _CACHE.move_to_end(key)
+            return hit[1]
+        own = _prepare(chunk, keep_forwarded)
+        _CACHE[key] = (chunk, own)
+        total = sum(len(c.text) for c, _ in _CACHE.values())
+        while len(_CACHE) > 1 and (len(_CACHE) > _CACHE_MAX_ENTRIES or total > _CACHE_MAX_CHARS):
+            old, _ = _CACHE.popitem(last=False)[1]
+            total -= len(old.text)
+        return own
+
+
+_INLINE_CHARS = 64 * 1024
+
+
+async def off_loop(fn: Callable[[ScanContext], T], ctx: ScanContext) -> T:
+    """``fn(ctx)`` inline for small messages, in a worker thread past 64K characters of text."""
+    if sum(len(c.text) for c in ctx.extraction.chunks) <= _INLINE_CHARS:
+        return fn(ctx)
+    return await asyncio.to_thread(fn, ctx)
 
 
 def merge_same_place(findings: Iterable[Finding]) -> list[Finding]:
