@@ -1,0 +1,140 @@
+"""ClamAV through the relay's antivirus scanner, against a real private clamd.
+
+Also the attachment scanners together through ``Pipeline.decide`` under the
+shipped policy: malware -> reject, clamd down/hung/garbled -> tempfail,
+dangerous types and lies -> reject, macros -> hold, encrypted -> tag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from relay.clamd import Clamd
+from relay.envelope import Envelope
+from relay.message import parse
+from relay.scanners.antivirus import AntivirusScanner
+from tests.data.attachments import samples
+
+pytestmark = pytest.mark.clamd
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def scan(url, raw: bytes, timeout: float = 20.0, stream_max: int | None = None):
+    scanner = AntivirusScanner(client=Clamd((url,) if isinstance(url, str) else url, timeout, 4, stream_max))
+    return asyncio.run(scanner.scan_message(parse(raw)))
+
+
+def malware(findings) -> list[tuple[str, str]]:
+    return [(f.type.split(".")[0], f.where) for f in findings if f.kind == "malware"]
+
+
+def test_clean_message_has_no_findings(clamd):
+    assert scan(clamd, samples.message([("notes.txt", b"nothing to see", "text/plain")])) == []
+
+
+def test_eicar_in_the_body_and_as_attachment(clamd):
+    assert malware(scan(clamd, samples.message(body=samples.EICAR.decode()))) == [("Eicar-Test-Signature", "part 1")]
+    raw = samples.message([("eicar.com", samples.EICAR, "application/octet-stream")])
+    assert malware(scan(clamd, raw)) == [("Eicar-Test-Signature", 'part 1.2 "eicar.com"')]
+
+
+def test_eicar_in_zip_and_nested_zip_names_the_member(clamd):
+    inner = samples.zip_of({"eicar.com": samples.EICAR})
+    raw = samples.message([("a.zip", inner, "application/zip"),
+                           ("b.zip", samples.zip_of({"readme.txt": b"hi", "inner.zip": inner}), "application/zip")])
+    assert sorted(malware(scan(clamd, raw))) == [
+        ("Eicar-Test-Signature", 'part 1.2 "a.zip" > "eicar.com"'),
+        ("Eicar-Test-Signature", 'part 1.3 "b.zip" > "inner.zip" > "eicar.com"'),
+    ]
+
+
+def test_base64_inside_message_rfc822(clamd):
+    inner = samples.message([("eicar.com", samples.EICAR, "application/octet-stream")])
+    assert malware(scan(clamd, samples.forwarded_base64(inner))) == [
+        ("Eicar-Test-Signature", 'part 1.2.1.2 "eicar.com"')]
+
+
+@pytest.mark.parametrize(("name", "where"), [
+    ("clam.zip", 'part 1.2 "clam.zip" > "clam.exe"'),
+    ("clam.7z", 'part 1.2 "clam.7z" > "clam.exe"'),
+    ("clam.tar.gz", 'part 1.2 "clam.tar.gz" > "clam.exe"'),
+    ("clam.tnef", 'part 1.2 "clam.tnef" > "clam.exe"'),
+    ("clam.ole.doc", 'part 1.2 "clam.ole.doc"'),
+    ("clam.cab", 'part 1.2 "clam.cab"'),
+    ("clam.pdf", 'part 1.2 "clam.pdf"'),
+    ("clam.exe.rtf", 'part 1.2 "clam.exe.rtf"'),
+])
+def test_clamav_testfiles(clamd, name, where):
+    raw = samples.message([(name, samples.testfile(name), "application/octet-stream")])
+    assert malware(scan(clamd, raw)) == [("ClamAV-Test-File", where)]
+
+
+def test_a_hit_no_single_part_shows_is_reported_for_the_message(clamd):
+    raw = samples.message([("notes.txt", b"hello", "text/plain")])
+    raw = raw.replace(b"Subject: Files", b"Subject: " + samples.EICAR, 1)  # in a header: in no part
+    assert malware(scan(clamd, raw)) == [("Eicar-Test-Signature", "message")]
+
+
+def test_clamav_testfile_mail(clamd):
+    findings = scan(clamd, samples.testfile("clam.mail"))
+    assert [(f.kind, f.type) for f in findings] == [("malware", "ClamAV-Test-File.UNOFFICIAL")]
+
+
+@pytest.mark.parametrize("fault", ["clamd_down", "clamd_hung", "clamd_garbage"])
+def test_clamd_faults_are_scanner_unavailable_never_clean(request, fault):
+    url = request.getfixturevalue(fault)
+    findings = scan(url, samples.message([("eicar.com", samples.EICAR, "application/octet-stream")]), timeout=1.0)
+    assert [(f.kind, f.type) for f in findings] == [("scanner_unavailable", "clamav")]
+
+
+def test_failover_to_the_second_clamd(clamd, clamd_down):
+    raw = samples.message([("eicar.com", samples.EICAR, "application/octet-stream")])
+    assert malware(scan((clamd_down, clamd), raw)) == [("Eicar-Test-Signature", 'part 1.2 "eicar.com"')]
+
+
+def test_over_streammaxlength_is_scanner_unavailable(clamd):
+    big = samples.message([("big.bin", b"\1" * (26 * 1024 * 1024), "application/octet-stream")])
+    (finding,) = scan(clamd, big, timeout=60)  # clamd's StreamMaxLength is 25M: clamd itself refuses
+    assert (finding.kind, finding.type) == ("scanner_unavailable", "clamav")
+    (refused,) = scan(clamd, big, stream_max=25 * 1024 * 1024)  # clamd_stream_max: refused before sending
+    assert (refused.kind, refused.evidence) == ("scanner_unavailable", "over StreamMaxLength")
+
+
+# ------------------------------------------------------------------ through the pipeline and shipped policy
+
+
+def decide(settings, raw: bytes):
+    from relay.pipeline import Pipeline
+    from relay.policy.loader import load_policy
+    from relay.scanners.filetypes import FileTypeScanner
+    from relay.scanners.protection import ProtectionScanner
+
+    policy = load_policy(ROOT / "policies" / "icmp-email-use.yaml")
+    scanners = [AntivirusScanner(settings), FileTypeScanner(settings), ProtectionScanner(settings)]
+    envelope = Envelope("alice@example.ac.uk", ("bob@example.org",), "127.0.0.1")
+    decision = asyncio.run(Pipeline(settings, policy, scanners).decide(envelope, raw))
+    return str(decision.verdict.action), {m.rule_id for m in decision.verdict.enforced}
+
+
+@pytest.mark.parametrize(("attachment", "action"), [
+    (("eicar.com", samples.EICAR, "application/octet-stream"), "reject"),
+    (("invoice.pdf", samples.testfile("clam.exe"), "application/pdf"), "reject"),
+    (("run.js", b"var a = 1;", "application/javascript"), "reject"),
+    (("book.xlsm", samples.macro_xlsm(), "application/octet-stream"), "hold"),
+    (("notes.txt", b"see you at ten", "text/plain"), "accept"),
+])
+def test_shipped_policy_on_attachments(clamd, make_settings, attachment, action):
+    settings = make_settings(clamd=clamd, clamd_timeout="10s")
+    got, _ = decide(settings, samples.message([attachment]))
+    assert got == action
+
+
+@pytest.mark.parametrize("fault", ["clamd_down", "clamd_hung", "clamd_garbage"])
+def test_shipped_policy_tempfails_when_clamd_fails(request, make_settings, fault):
+    settings = make_settings(clamd=request.getfixturevalue(fault), clamd_timeout="1s")
+    got, rules = decide(settings, samples.message([("notes.txt", b"see you at ten", "text/plain")]))
+    assert got == "tempfail"
