@@ -136,3 +136,22 @@ def test_bulk_mail_and_external_only(make_message):
     internal = make_message(body="Tickets £25", to="bob@example.ac.uk")
     assert scan(internal, ("bob@example.ac.uk",), FiguresScanner(external_only=True)) == []
     assert len(scan(internal, ("bob@example.ac.uk",))) == 1
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("£5 pounds", [("£", "5", "")]),
+    ("GBP1,250 and 3 EUR", [("gbp", "1,250", ""), ("eur", "3", "")]),
+    ("US$5", [("us$", "5", "")]),
+    ("1.5m euros", [("euro", "1.5", "m")]),
+    ("10 dollars.", [("dollar", "10", "")]),
+    ("Poundland 5, 5 poundland, eurostar 5, thusd 4, x£5", []),
+])
+def test_find_money(text, expected):
+    from relay.scanners.figures import find_money
+    assert [(mark, number, suffix) for _, _, mark, number, suffix in find_money(text)] == expected
+
+
+def test_large_body_is_scanned_off_the_loop_with_the_same_result(make_message):
+    filler = "We discussed the timetable and the room bookings for next term.\n" * 2000   # > 64K characters
+    findings = scan(make_message(body=filler + "The fee is £1,250.\n" + filler))
+    assert [(f.kind, f.count) for f in findings] == [("unworded_figure", 1)]

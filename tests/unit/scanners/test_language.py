@@ -96,3 +96,15 @@ def test_lexicons_are_documented_and_sections_known():
         assert set(lexicon) <= {"high", "medium", "low"}
         assert sum(len(v) for v in lexicon.values()) > 10
     assert set(CATEGORIES) == set(TYPES["abusive_language"])
+
+
+def test_html_reply_quote_is_not_counted(make_message):
+    raw = (b"From: alice@example.ac.uk\r\nTo: bob@example.ac.uk\r\nSubject: Re: x\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: text/html; charset=utf-8\r\n\r\n"
+           b"<div>Noted, thank you.</div>\r\n"
+           b"<div class=\"gmail_quote\"><div class=\"gmail_attr\">On Tue, 3 Mar 2026 at 10:00, Troll "
+           b"&lt;troll@x.org&gt; wrote:<br></div>\r\n"
+           b"<blockquote>You are a useless idiot.</blockquote></div>\r\n")
+    assert scan(raw) == []
+    rude = raw.replace(b"Noted, thank you.", b"You moron.")
+    assert [f.type for f in scan(rude)] == ["abusive"]
