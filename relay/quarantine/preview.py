@@ -28,7 +28,7 @@ _ROUTING_HEADERS = ("From", "To", "Cc", "Reply-To", "Date", "Message-ID")
 
 _PATTERNS = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+",                                   # e-mail address
-    r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b",                         # IBAN
+    r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?\b",  # IBAN
     r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][ ]?\d{2}[ ]?\d{2}[ ]?\d{2}[ ]?[A-D]\b",  # UK NI number
     r"\b[A-Z9]{5}\d{6}[A-Z9]{2}\d[A-Z]{2}\b",                            # UK driving licence
     r"\b[A-Z]{1,2}\d[A-Z\d]?[ ]?\d[A-Z]{2}\b",                           # UK postcode

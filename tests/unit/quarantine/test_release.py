@@ -1,0 +1,113 @@
+"""Release outcomes with a fake next hop (relay/quarantine/release.py).
+
+The real next hop is used in tests/integration/test_quarantine_release.py; a fake
+is used here only for what a real one cannot show: a process that dies after
+the next hop said 250 but before the outcome is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+import structlog
+
+from relay.errors import AlreadyHandled, StoreError, UpstreamRejected
+from relay.quarantine import open_store
+from relay.quarantine import release as actions
+from relay.replies import Reply
+
+
+class Died(BaseException):
+    """Stands for the process being killed at that point."""
+
+
+def test_release_reports_the_next_hop_reply_and_logs_without_body(tmp_path, make_decision, make_settings):
+    url = f"sqlite:///{tmp_path}/q.sqlite3"
+    decision = make_decision()
+    sent = []
+
+    async def deliver(settings, mail_from, rcpt_tos, data, mail_options=()):
+        sent.append((mail_from, tuple(rcpt_tos), data, tuple(mail_options)))
+        return Reply(250, "2.0.0", "Ok: queued as ABC")
+
+    async def go():
+        async with open_store(url) as store:
+            qid = await store.hold(decision, decision.message.raw)
+            with structlog.testing.capture_logs() as logs:
+                done = await actions.release(store, make_settings(), qid, "rev", "fine", deliver=deliver)
+            return done, logs
+
+    done, logs = asyncio.run(go())
+    assert sent == [("alice@example.ac.uk", ("bob@example.org",), decision.message.raw, ())]
+    assert done.reply == "250 2.0.0 Ok: queued as ABC"
+    assert "Ok: queued as ABC" in done.message.history[-1].note
+    assert [e["event"] for e in logs] == ["quarantine.release"]
+    assert "Hello" not in repr(logs)
+
+
+def test_a_death_after_the_next_hop_accepted_can_duplicate_after_the_lease(tmp_path, make_decision, make_settings):
+    """The documented at-least-once window, shown: the only way a message goes out twice."""
+    url = f"sqlite:///{tmp_path}/q.sqlite3"
+    decision = make_decision()
+    sent = []
+
+    async def deliver_then_die(settings, mail_from, rcpt_tos, data, mail_options=()):
+        sent.append(data)
+        raise Died()
+
+    async def deliver(settings, mail_from, rcpt_tos, data, mail_options=()):
+        sent.append(data)
+        return Reply(250, "2.0.0", "Ok")
+
+    async def go():
+        async with open_store(url, lease=0.1) as store:
+            qid = await store.hold(decision, decision.message.raw)
+            with pytest.raises(Died):
+                await actions.release(store, make_settings(), qid, "rev1", deliver=deliver_then_die)
+            stuck = await store.get(qid)
+            with pytest.raises(AlreadyHandled):
+                await actions.release(store, make_settings(), qid, "rev2", deliver=deliver)
+            await asyncio.sleep(0.3)
+            done = await actions.release(store, make_settings(), qid, "rev2", deliver=deliver)
+            return stuck, done
+
+    stuck, done = asyncio.run(go())
+    assert stuck.status == "releasing"
+    assert done.message.status == "released"
+    assert len(sent) == 2  # at least once: the price of surviving a death mid-release
+
+
+def test_refusal_goes_back_to_held_and_corrupt_bytes_are_never_sent(tmp_path, make_decision, make_settings):
+    url = f"sqlite:///{tmp_path}/q.sqlite3"
+    decision = make_decision()
+    sent = []
+
+    async def refuse(settings, mail_from, rcpt_tos, data, mail_options=()):
+        sent.append(data)
+        raise UpstreamRejected(554, "5.7.1 policy says no")
+
+    async def go():
+        async with open_store(url) as store:
+            qid = await store.hold(decision, decision.message.raw)
+            with structlog.testing.capture_logs() as logs, pytest.raises(UpstreamRejected):
+                await actions.release(store, make_settings(), qid, "rev", deliver=refuse)
+            after = await store.get(qid)
+            with sqlite3.connect(tmp_path / "q.sqlite3") as conn:  # the disk (or someone) changed the bytes
+                conn.execute("UPDATE held_raw SET raw = ? WHERE id = ?", (b"tampered", qid))
+            conn.close()
+            with pytest.raises(StoreError, match="SHA-256"):
+                await actions.release(store, make_settings(), qid, "rev", deliver=refuse)
+            return after, await store.get(qid), logs
+
+    after, corrupt, logs = asyncio.run(go())
+    assert after.status == "held" and "554 5.7.1 policy says no" in after.history[-1].note
+    assert [e["event"] for e in logs] == ["quarantine.release_failed"]
+    assert corrupt.status == "held" and "SHA-256" in corrupt.history[-1].note
+    assert len(sent) == 1
+
+
+def test_default_reviewer_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("USER", "jo\x1bbloggs")
+    assert actions.default_reviewer() == "jo\\x1bbloggs"
