@@ -278,8 +278,9 @@ class RelaySMTP(SMTP):
             received = time.perf_counter() - started
             self._timeout_handle.cancel()   # what follows is bounded by scanner and next-hop timeouts
             if problem is not None:
-                self.log.info("message.refused", reply=f"{problem.code} {problem.status}", size=size)
+                self.event_handler.log_refused(self, size, problem)
                 await self._end_transaction()
+                self.xforward.clear()
                 answer = problem
             else:
                 answer = await self.event_handler.handle_message(self, raw, received)
@@ -467,10 +468,9 @@ class RelayHandler:
             outcome = _Outcome(replies.INTERNAL_ERROR, error=type(exc).__name__)
         finally:
             await upstream.rset()          # no-op unless we left a transaction open
-        client = {"address": envelope.client_address, "name": envelope.client_name, "helo": envelope.helo,
-                  "peer": server.session.peer[0] if isinstance(server.session.peer, tuple) else ""}
         fields = decision_event(
-            message_id=message_id, session_id=server.session_id, client=client, mail_from=envelope.mail_from,
+            message_id=message_id, session_id=server.session_id, client=_client(server, envelope),
+            mail_from=envelope.mail_from,
             rcpt_tos=envelope.rcpt_tos, size=len(raw), decision=decision, reply=outcome.reply,
             action="" if decision is not None and not outcome.error else "error",
             quarantine_id=outcome.quarantine_id, recipients=outcome.recipients, error=outcome.error,
@@ -550,10 +550,24 @@ class RelayHandler:
                             quarantine_id, recipients)
         return _Outcome(answer, None, recipients)
 
+    def log_refused(self, server: RelaySMTP, size: int, answer: Reply) -> None:
+        """The decision event of a message refused while it was received (size, bare LF...)."""
+        envelope = server.core_envelope()
+        log.info("decision", **decision_event(
+            message_id=secrets.token_hex(8), session_id=server.session_id, client=_client(server, envelope),
+            mail_from=envelope.mail_from, rcpt_tos=envelope.rcpt_tos, size=size, action="refused", reply=answer,
+            error=answer.text))
+
     def _unavailable(self, server: RelaySMTP, stage: str, exc: Exception) -> str:
         metrics.UPSTREAM_FAILURES.labels(stage).inc()
         server.log.warning("session.upstream_unavailable", stage=stage, error=str(exc)[:200])
         return str(replies.UPSTREAM_UNAVAILABLE)
+
+
+def _client(server: RelaySMTP, envelope: Envelope) -> dict[str, str]:
+    peer = server.session.peer
+    return {"address": envelope.client_address, "name": envelope.client_name, "helo": envelope.helo,
+            "peer": peer[0] if isinstance(peer, tuple) else ""}
 
 
 @dataclasses.dataclass(slots=True)

@@ -60,8 +60,8 @@ class FakeStore:
 
 @contextlib.asynccontextmanager
 async def relay(make_settings, sink_port: int, policy=None, store=None, **overrides):
-    settings = make_settings(upstream=f"127.0.0.1:{sink_port}", hostname="relay.test", upstream_tls="off",
-                             **overrides).replace(listen=HostPort("127.0.0.1", 0))
+    values = {"upstream": f"127.0.0.1:{sink_port}", "hostname": "relay.test", "upstream_tls": "off", **overrides}
+    settings = make_settings(**values).replace(listen=HostPort("127.0.0.1", 0))
     pipeline = Pipeline(settings, policy or FakePolicy(), [])
     stop = asyncio.Event()
     bound = asyncio.get_running_loop().create_future()
@@ -526,3 +526,83 @@ def test_command_timeout_closes_with_421(make_settings, make_sink):
     assert greeting.startswith(b"220 ")
     assert closing.startswith(b"421 4.4.2")
     assert eof == b""
+
+
+def test_message_refused_while_received_still_gets_one_decision_event(make_settings, make_sink):
+    sink = make_sink()
+
+    async def go():
+        async with relay(make_settings, sink.port, max_message_size=1000) as port:
+            return await _send(port, ["bob@example.org"], MSG + b"q" * 2000 + b"\r\n")
+
+    with capture_logs() as logs:
+        code, _ = run(go())
+    assert code == 552
+    [event] = [e for e in logs if e["event"] == "decision"]
+    assert event["action"] == "refused" and event["reply"] == "552 5.3.4" and event["size"] > 2000
+
+
+def test_data_timeout_closes_with_421_and_forwards_nothing(make_settings, make_sink):
+    sink = make_sink()
+
+    async def go():
+        async with relay(make_settings, sink.port, data_timeout=0.5) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                await reader.readline()
+                writer.write(b"HELO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n"
+                             b"Subject: slow\r\n")
+                return await asyncio.wait_for(reader.read(), 10)
+            finally:
+                writer.close()
+
+    received = run(go())
+    assert b"354 " in received and received.rstrip().endswith(b"421 4.4.2 Timeout exceeded, closing connection")
+    assert sink.messages == []
+
+
+def test_starttls_offered_and_working_when_configured(make_settings, make_sink, tmp_path):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    sink = make_sink()
+
+    async def go():
+        async with relay(make_settings, sink.port, tls_cert=str(tmp_path / "cert.pem"),
+                         tls_key=str(tmp_path / "key.pem")) as port:
+            smtp = await client(port, validate_certs=False)
+            offered = smtp.supports_extension("starttls")
+            await smtp.starttls()
+            await smtp.ehlo()
+            await smtp.sendmail("alice@example.org", ["bob@example.org"], MSG)
+            await smtp.quit()
+            return offered
+
+    assert run(go()) is True
+    assert [m.data for m in sink.messages] == [MSG]
+
+
+def test_upstream_tls_required_but_not_offered_is_4xx(make_settings, make_sink):
+    sink = make_sink()
+
+    async def go():
+        async with relay(make_settings, sink.port, upstream_tls="required") as port:
+            smtp = await client(port)
+            with pytest.raises(aiosmtplib.SMTPSenderRefused) as refused:
+                await smtp.mail("alice@example.org")
+            await smtp.quit()
+            return refused.value
+
+    assert run(go()).code == 451
