@@ -101,8 +101,10 @@ def office(data: bytes, try_default: bool = True) -> str:
     if not try_default:
         return "encrypted"
     try:
-        doc.load_key(password=DEFAULT_OFFICE_PASSWORD, verify_password=True)
-        doc.decrypt(io.BytesIO(), verify_integrity=False)
+        try:
+            doc.load_key(password=DEFAULT_OFFICE_PASSWORD, verify_password=True)  # OOXML: check the verifier
+        except TypeError:
+            doc.load_key(password=DEFAULT_OFFICE_PASSWORD)  # doc/xls/ppt 97: load_key verifies itself
         return "default_password"
     except Exception:  # noqa: BLE001 - wrong password, or a scheme msoffcrypto can only detect
         return "encrypted"

@@ -121,13 +121,21 @@ def tar_gz_of(members: dict[str, bytes]) -> bytes:
 
 
 def docx(paragraph: str = "hello") -> bytes:
-    import docx as python_docx
-
-    doc = python_docx.Document()
-    doc.add_paragraph(paragraph)
-    buf = io.BytesIO()
-    doc.save(buf)
-    return buf.getvalue()
+    """A minimal Word document (OOXML) with one paragraph."""
+    ns = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+    return zip_of({
+        "[Content_Types].xml": '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/'
+                               'package/2006/content-types"><Default Extension="rels" ContentType="application/'
+                               'vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" '
+                               'ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType='
+                               '"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>'
+                               '</Types>',
+        "_rels/.rels": '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/'
+                       'package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/'
+                       'officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>',
+        "word/document.xml": f'<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="{ns}"><w:body><w:p><w:r>'
+                             f'<w:t>{paragraph}</w:t></w:r></w:p></w:body></w:document>',
+    })
 
 
 def dde_docx() -> bytes:
