@@ -70,6 +70,7 @@ _AFTER = re.compile(r"\s?(?P<open>[(\[])?\s?(?:[-:/,\u2013\u2014]\s?)?(?:i\.e\.?
                     r"(?P<run>(?:[a-z]+[\s,-]{0,3}){1,40})", re.I)
 _BEFORE_REV = re.compile(r"\s?(?P<open>[(\[])?\s?(?P<run>(?:[a-z]+[\s,-]{0,3}){1,40})", re.I)
 _TOKEN = re.compile(r"[a-z]+", re.I)
+_CLOSE = re.compile(r"[)\]]")
 
 
 class FiguresScanner:
@@ -187,8 +188,15 @@ def _words_after(flat: str, end: int) -> list[str] | None:
     m = _AFTER.match(flat, end, min(len(flat), end + 400))
     if not m:
         return None
-    tokens = _leading_run(m.group("run"))
-    return _accept(tokens, bool(m.group("open")))
+    if m.group("open"):
+        # In brackets, the whole bracket must be the amount in words: "(excluding VAT)" or
+        # "(five to ten pounds)" say something else, so the figure counts as unworded.
+        close = _CLOSE.search(flat, m.start("run"), min(len(flat), end + 400))
+        if not close:
+            return None
+        tokens = [t.lower() for t in _TOKEN.findall(flat, m.start("run"), close.start())]
+        return _accept(tokens, True) if all(t in _VOCAB for t in tokens) else None
+    return _accept(_leading_run(m.group("run")), False)
 
 
 def _words_before(flat: str, start: int) -> list[str] | None:

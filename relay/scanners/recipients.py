@@ -27,7 +27,7 @@ from relay.findings import Confidence, Finding
 from relay.scanners import ScanContext
 
 _ANGLE = re.compile(r"<\s*([^<>\s@]+@[^<>\s@]+)\s*>")
-_ADDR = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$|^[^@\s]+@[^@\s]+$")
+_ADDR = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
 def header_addresses(values: Iterable[str]) -> list[str]:

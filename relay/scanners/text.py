@@ -328,25 +328,44 @@ def _prepare(chunk: TextChunk, keep_forwarded: bool) -> OwnChunk | None:
 
 
 _CACHE: OrderedDict[tuple[int, bool], tuple[TextChunk, OwnChunk | None]] = OrderedDict()
+_PENDING: dict[tuple[int, bool], tuple[TextChunk, threading.Event]] = {}
 _CACHE_LOCK = threading.Lock()
+_WAIT_SECONDS = 60.0
 _CACHE_MAX_ENTRIES = 16
 _CACHE_MAX_CHARS = 8 * 1024 * 1024
 
 
 def _own_chunk(chunk: TextChunk, keep_forwarded: bool) -> OwnChunk | None:
-    key = (id(chunk), keep_forwarded)
-    with _CACHE_LOCK:  # held while preparing: concurrent scanners wait for one preparation, not redo it
+    """The memoised :func:`_prepare`. The global lock guards the dict only; a chunk being
+    prepared by one scanner is awaited by the others (same message), never by other messages."""
+    key = (id(chunk), keep_forwarded)   # the cache holds the chunk, so its id is not reused meanwhile
+    with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit is not None and hit[0] is chunk:
             _CACHE.move_to_end(key)
             return hit[1]
+        pending = _PENDING.get(key)
+        if pending is None:
+            _PENDING[key] = (chunk, threading.Event())
+    if pending is not None and pending[0] is chunk:
+        pending[1].wait(_WAIT_SECONDS)
+        with _CACHE_LOCK:
+            hit = _CACHE.get(key)
+        return hit[1] if hit is not None and hit[0] is chunk else _prepare(chunk, keep_forwarded)
+    if pending is not None:
+        return _prepare(chunk, keep_forwarded)
+    try:
         own = _prepare(chunk, keep_forwarded)
-        _CACHE[key] = (chunk, own)
-        total = sum(len(c.text) for c, _ in _CACHE.values())
-        while len(_CACHE) > 1 and (len(_CACHE) > _CACHE_MAX_ENTRIES or total > _CACHE_MAX_CHARS):
-            old, _ = _CACHE.popitem(last=False)[1]
-            total -= len(old.text)
+        with _CACHE_LOCK:
+            _CACHE[key] = (chunk, own)
+            total = sum(len(c.text) for c, _ in _CACHE.values())
+            while len(_CACHE) > 1 and (len(_CACHE) > _CACHE_MAX_ENTRIES or total > _CACHE_MAX_CHARS):
+                old, _ = _CACHE.popitem(last=False)[1]
+                total -= len(old.text)
         return own
+    finally:
+        with _CACHE_LOCK:
+            _PENDING.pop(key)[1].set()
 
 
 _INLINE_CHARS = 64 * 1024

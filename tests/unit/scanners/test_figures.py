@@ -87,6 +87,11 @@ def test_hard_negatives_have_no_currency(text):
     assert kinds(text) == []
 
 
+@pytest.mark.parametrize("text", ["£1,250 (excluding VAT)", "£10 (five to ten pounds per head)", "£40 (approx.)"])
+def test_brackets_saying_something_else_leave_the_figure_unworded(text):
+    assert [k for k, _ in kinds(text)] == ["unworded_figure"]
+
+
 def test_number_words_nearby_without_brackets_or_currency_are_not_the_amount():
     # "two" belongs to the sentence, not to the figure: unworded, not a mismatch
     assert kinds("costs £5, two of which are paid") == [("unworded_figure", "gbp")]

@@ -86,3 +86,9 @@ def test_distribution_list_in_headers_only(make_message):
 def test_ordinary_recipient_is_no_list(make_message):
     raw = make_message(to="all-staff-news@partner.org")
     assert by_kind(scan(raw, ("all-staff-news@partner.org",)), "distribution_list") == []
+
+
+def test_folded_header_lines():
+    raw = (b"From: alice@example.ac.uk\r\nTo: One <one@p.org>,\r\n Two <two@p.org>,\r\n\tthree@q.org\r\n"
+           b"Subject: x\r\n\r\nhi\r\n")
+    assert by_kind(scan(raw, ("one@p.org",)), "visible_recipients")[0].count == 3

@@ -133,3 +133,40 @@ def test_merge_same_place_keeps_the_strongest():
     b = Finding("abusive_language", "abusive", Confidence.HIGH, 2, "body")
     c = Finding("abusive_language", "abusive", Confidence.HIGH, 1, 'part 2 "a.txt"')
     assert sorted(merge_same_place([a, b, c]), key=lambda f: f.where) == [b, c]
+
+
+def _ctx(body: str):
+    from relay.envelope import Envelope
+    from relay.extract import extract
+    from relay.message import parse
+    from relay.organisation import Organisation
+    from relay.scanners import ScanContext
+
+    raw = f"From: a@example.ac.uk\r\nTo: b@partner.org\r\nSubject: s\r\n\r\n{body}\r\n".encode()
+    message = parse(raw)
+    return ScanContext(message, Envelope("a@example.ac.uk", ("b@partner.org",)), Organisation(), extract(message))
+
+
+def test_own_chunks_prepared_once_and_shared_between_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from relay.scanners.text import own_chunks
+
+    ctx = _ctx("Mine.\r\n> theirs\r\n" * 5000)
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(lambda: [c for c in own_chunks(ctx) if c.source == "body"]) for _ in range(4)]
+        results = [f.result(timeout=60) for f in futures]
+    first = results[0][0]
+    assert all(r[0] is first for r in results)
+    assert "theirs" not in first.flat and first.flat.startswith("Mine. Mine.")
+    # forwarded-keeping preparation is a different view of the same chunk
+    kept = next(c for c in own_chunks(ctx, keep_forwarded=True) if c.source == "body")
+    assert kept is not first and kept.flat == first.flat
+
+
+def test_own_chunks_views_of_equal_text_in_different_messages_are_independent():
+    from relay.scanners.text import own_chunks
+
+    a = [c.flat for c in own_chunks(_ctx("You moron."))]
+    b = [c.flat for c in own_chunks(_ctx("Kind regards."))]
+    assert "You moron." in a and "Kind regards." in b
