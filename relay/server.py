@@ -392,8 +392,9 @@ class RelayHandler:
 
     Collaborators are optional and wired by ``serving.build_collaborators``:
     ``store`` (``async hold(decision, raw) -> id``, durable when it returns),
-    ``tagger`` (``tag(raw, verdict) -> bytes``) and ``signer``
-    (``async sign(raw) -> bytes``). Without a store, HOLD answers 451.
+    ``tagger`` (``tag(raw, verdict) -> bytes``, e.g. ``tagging.tag`` with the
+    settings bound) and ``signer`` (``async sign(raw, mail_from) -> bytes``,
+    ``dkim.Signer``). Without a store, HOLD answers 451.
     """
 
     def __init__(self, settings: Settings, pipeline, *, store=None, tagger=None, signer=None) -> None:
@@ -534,9 +535,12 @@ class RelayHandler:
             quarantine_id = None
         out = raw
         if self.tagger is not None:
+            if hold:    # the forwarded copy says what happened to *its* recipients
+                verdict = dataclasses.replace(verdict, action=max(actions[r] for r in forward),
+                                              recipient_actions={r: actions[r] for r in forward})
             out = self.tagger(out, verdict)
         if self.signer is not None:
-            out = await self.signer.sign(out)
+            out = await self.signer.sign(out, envelope.mail_from)
         try:
             answer = await upstream.data(out)
         except UpstreamUnavailable as exc:

@@ -39,8 +39,8 @@ Trigger = Callable[[], Awaitable[Any]]
 class Collaborators:
     """The act stage's optional helpers (see ``RelayHandler``) and how to close them."""
     store: Any = None
-    tagger: Callable[[bytes, Any], bytes] | None = None
-    signer: Any = None
+    tagger: Callable[[bytes, Any], bytes] | None = None     # tag(raw, verdict) -> bytes
+    signer: Any = None                                       # async sign(raw, mail_from) -> bytes
     close: Callable[[], Awaitable[None]] | None = None
 
 

@@ -59,14 +59,15 @@ class FakeStore:
 
 
 @contextlib.asynccontextmanager
-async def relay(make_settings, sink_port: int, policy=None, store=None, **overrides):
+async def relay(make_settings, sink_port: int, policy=None, store=None, tagger=None, signer=None, **overrides):
     values = {"upstream": f"127.0.0.1:{sink_port}", "hostname": "relay.test", "upstream_tls": "off", **overrides}
     settings = make_settings(**values).replace(listen=HostPort("127.0.0.1", 0))
     pipeline = Pipeline(settings, policy or FakePolicy(), [])
     stop = asyncio.Event()
     bound = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(serve(settings, stop.wait, pipeline=pipeline,
-                                     collaborators=Collaborators(store=store), ready=bound.set_result))
+                                     collaborators=Collaborators(store=store, tagger=tagger, signer=signer),
+                                     ready=bound.set_result))
     try:
         host, port = await asyncio.wait_for(bound, 10)
         yield port
@@ -606,3 +607,29 @@ def test_upstream_tls_required_but_not_offered_is_4xx(make_settings, make_sink):
             return refused.value
 
     assert run(go()).code == 451
+
+
+def test_forwarded_copy_is_tagged_then_signed_and_the_hold_keeps_the_received_bytes(make_settings, make_sink):
+    sink = make_sink()
+    store = FakeStore()
+    calls = []
+
+    def tagger(raw, verdict):
+        calls.append(("tag", str(verdict.action)))
+        return b"X-Policy-Action: " + str(verdict.action).encode() + b"\r\n" + raw
+
+    class Signer:
+        async def sign(self, raw, mail_from):
+            calls.append(("sign", mail_from))
+            assert raw.startswith(b"X-Policy-Action")
+            return b"DKIM-Signature: fake\r\n" + raw
+
+    async def go():
+        async with relay(make_settings, sink.port, policy=FakePolicy({"ext@example.net": Action.HOLD}),
+                         store=store, tagger=tagger, signer=Signer()) as port:
+            return await _send(port, ["bob@example.org", "ext@example.net"])
+
+    assert run(go())[0] == 250
+    assert calls == [("tag", "accept"), ("sign", "alice@example.org")]   # the forwarded part was accepted
+    assert sink.messages[0].data == b"DKIM-Signature: fake\r\nX-Policy-Action: accept\r\n" + MSG
+    assert store.held[0][1] == MSG
