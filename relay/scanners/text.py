@@ -24,15 +24,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import TypeVar
 
 import ahocorasick
 
 from relay.extract import TextChunk
 from relay.findings import Finding
 from relay.scanners import ScanContext
-
-T = TypeVar("T")
 
 # ---------------------------------------------------------------- normalising
 
@@ -117,7 +114,7 @@ def own_text(text: str, *, keep_forwarded: bool = False, keep_disclaimers: bool 
                 continue
             break
         if _is_attribution(lines, i):
-            following = next((x for x in lines[i + 1:] if x.strip()), "")
+            following = next((x for x in lines[i + 1:i + 6] if x.strip()), "")   # bounded look-ahead
             if following.lstrip(" \t").startswith(">"):
                 continue
             break
@@ -144,21 +141,41 @@ def strip_disclaimers(text: str) -> str:
     """
     paras = _PARAGRAPHS.split(text)
     # One automaton pass over all paragraphs, each flattened, joined by "\n" (which flatten removes).
-    joined = "\n".join(fold(flatten(p)) for p in paras)
-    strong: set[int] = set()
+    flats = [fold(flatten(p)) for p in paras]
+    joined = "\n".join(flats)
+    first: dict[int, int] = {}            # paragraph -> offset (in its flat form) of its first weak cue
+    strong: dict[int, int] = {}           # paragraph -> offset of its first strong cue
     weak: dict[int, set[str]] = {}
-    para, boundary = 0, joined.find("\n")
+    para, para_start, boundary = 0, 0, joined.find("\n")
     for m in _DISCLAIMER_CUES.find(joined):
         while boundary != -1 and m.start > boundary:
-            para, boundary = para + 1, joined.find("\n", boundary + 1)
+            para, para_start, boundary = para + 1, boundary + 1, joined.find("\n", boundary + 1)
         if m.label == "strong":
-            strong.add(para)
+            strong.setdefault(para, m.start - para_start)
         else:
+            first.setdefault(para, m.start - para_start)
             weak.setdefault(para, set()).add(m.phrase)
-    drop = strong | {i for i, cues in weak.items() if len(cues) >= 2}
+    drop = {i: at for i, at in first.items() if len(weak[i]) >= 2} | strong
     if not drop:
         return text
-    return "\n\n".join(p for i, p in enumerate(paras) if i not in drop or len(p) <= 40)
+    out = []
+    for i, p in enumerate(paras):
+        if i not in drop:
+            out.append(p)
+        elif (kept := _lines_before(p, flats[i].count(" ", 0, drop[i]))):
+            out.append(kept)   # the sender's lines above a disclaimer with no blank line between
+    return "\n\n".join(out)
+
+
+def _lines_before(para: str, words: int) -> str:
+    """The whole lines of ``para`` that come before its ``words``-th word (0-based)."""
+    lines = para.split("\n")
+    seen = 0
+    for n, line in enumerate(lines):
+        seen += len(line.split())
+        if seen > words:
+            return "\n".join(lines[:n])
+    return para
 
 
 # ---------------------------------------------------------------- lexicons
@@ -371,7 +388,7 @@ def _own_chunk(chunk: TextChunk, keep_forwarded: bool) -> OwnChunk | None:
 _INLINE_CHARS = 64 * 1024
 
 
-async def off_loop(fn: Callable[[ScanContext], T], ctx: ScanContext) -> T:
+async def off_loop(fn: Callable[[ScanContext], list[Finding]], ctx: ScanContext) -> list[Finding]:
     """``fn(ctx)`` inline for small messages, in a worker thread past 64K characters of text."""
     if sum(len(c.text) for c in ctx.extraction.chunks) <= _INLINE_CHARS:
         return fn(ctx)

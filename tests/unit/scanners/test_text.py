@@ -170,3 +170,11 @@ def test_own_chunks_views_of_equal_text_in_different_messages_are_independent():
     a = [c.flat for c in own_chunks(_ctx("You moron."))]
     b = [c.flat for c in own_chunks(_ctx("Kind regards."))]
     assert "You moron." in a and "Kind regards." in b
+
+
+def test_disclaimer_glued_to_the_senders_lines_keeps_those_lines():
+    text = ("Hi Sam,\nthe CONFIDENTIAL report is attached, you idiot.\nThis email and any attachments are "
+            "confidential and intended solely for the use of the addressee.\nIf you have received it in error "
+            "please notify the sender.")
+    out = strip_disclaimers(text)
+    assert out == "Hi Sam,\nthe CONFIDENTIAL report is attached, you idiot."
