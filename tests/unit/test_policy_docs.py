@@ -56,3 +56,12 @@ def test_documented_kinds_exist():
 def test_no_unknown_placeholder_is_documented():
     documented = set(re.findall(r"^\| `\{([a-z_]+)\}` \|", README, re.M))
     assert documented == set(schema.PLACEHOLDERS)
+
+
+def test_every_rule_of_the_shipped_policy_is_in_the_clause_table():
+    from relay.policy import load_policy
+
+    table = re.search(r"## The shipped policy, clause by clause\n(.*?)\n## ", README, re.S).group(1)
+    policy = load_policy(Path(__file__).resolve().parents[2] / "policies" / "icmp-email-use.yaml")
+    for rule in policy.rules:
+        assert f"`{rule.id}`" in table, f"the clause table in policies/README.md does not name `{rule.id}`"
