@@ -57,8 +57,7 @@ OVERSIGNED = ("from", "subject", "to", "date")
 
 _LINE_BREAK = re.compile(rb"\r\n|\n|\r")
 _WSP = re.compile(rb"[\t ]+")
-_WSP_TO_CHANGE = re.compile(rb"\t[\t ]*| [\t ]+")     # what relaxed canonicalisation rewrites
-_TRAILING_CRLF = re.compile(rb"(?:\r\n)+\Z")
+_SPACES = re.compile(rb"  +")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +125,20 @@ def load_key(entry: DkimKey) -> SigningKey:
 
 
 def relaxed_body(body: bytes) -> bytes:
-    """RFC 6376 3.4.4: runs of WSP become one SP, none at line ends, no empty lines at the end."""
-    body = _WSP_TO_CHANGE.sub(b" ", body).replace(b" \r\n", b"\r\n")
-    body = _TRAILING_CRLF.sub(b"", body)
+    """RFC 6376 3.4.4: runs of WSP become one SP, none at line ends, no empty lines at the end.
+
+    Written with bytes.replace and one literal-prefixed pattern: a character-class
+    regex over the whole body costs about ten times more (measured in bench/dkim_sign.py)."""
+    body = body.replace(b"\t", b" ")
+    if b"  " in body:
+        body = _SPACES.sub(b" ", body)
+    body = body.replace(b" \r\n", b"\r\n")
     if body.endswith(b" "):                 # an unterminated last line
         body = body[:-1]
-    return body + b"\r\n" if body else b""
+    end = len(body)
+    while body.endswith(b"\r\n", 0, end):
+        end -= 2
+    return body[:end] + b"\r\n" if end else b""
 
 
 def relaxed_header(raw: bytes) -> bytes:

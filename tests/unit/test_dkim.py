@@ -18,6 +18,8 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relay.commands.dkim import dkim as dkim_command
 from relay.commands.dkim import txt_record
@@ -238,6 +240,22 @@ def test_relaxed_canonicalisation_rfc6376_example():
     assert relaxed_body(b" C \r\nD \t E\r\n\r\n\r\n") == b" C\r\nD E\r\n"
     assert relaxed_body(b"") == b"" and relaxed_body(b"\r\n \r\n") == b""
     assert relaxed_body(b"a  b\t") == b"a b\r\n"
+    assert relaxed_body(b"abc\r\n   ") == b"abc\r\n"
+
+
+def reference_relaxed_body(body: bytes) -> bytes:
+    """RFC 6376 3.4.4 read literally, line by line."""
+    lines = [re.sub(rb"[ \t]+", b" ", line).rstrip(b" ") for line in body.split(b"\r\n")]
+    while lines and lines[-1] == b"":
+        lines.pop()
+    return b"".join(line + b"\r\n" for line in lines)
+
+
+@given(st.lists(st.sampled_from([b"a", b"b", b" ", b"\t", b"\r\n", b"\r", b"\n", b"\xc3\xa9"]), max_size=60))
+@settings(max_examples=400, deadline=None)
+def test_relaxed_body_matches_the_rfc_read_literally(parts):
+    body = b"".join(parts)
+    assert relaxed_body(body) == reference_relaxed_body(body)
 
 
 def test_signature_layout(signer):
