@@ -125,7 +125,6 @@ def check(file: str, mail_from: str | None, rcpt_tos: tuple[str, ...], policy_pa
     from relay.policy import load_policy
 
     settings = load_settings(config_path)
-    log.configure(settings.log_format, stream=sys.stderr)  # keep stdout for the verdict
     try:
         policy = load_policy(policy_path or settings.policy)
     except PolicyError as exc:
@@ -141,6 +140,7 @@ def check(file: str, mail_from: str | None, rcpt_tos: tuple[str, ...], policy_pa
     envelope = default_envelope(raw, mail_from, rcpt_tos)
     if not envelope.rcpt_tos:
         raise click.ClickException("no recipients: give --to ADDRESS or a message with To/Cc/Bcc")
+    log.configure(settings.log_format, stream=sys.stderr)  # scanners' warnings to stderr: stdout is the verdict
     decision = asyncio.run(run_pipeline(settings, policy, envelope, raw))
     out = decision_dict(decision, policy)
     if as_json:

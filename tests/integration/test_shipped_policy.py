@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
-
-from relay.cli import main
 from relay.envelope import Envelope
 from relay.pipeline import Pipeline
 from relay.policy import load_policy
@@ -87,16 +87,19 @@ def test_manifest_lists_every_file_once_and_covers_every_clause():
         assert set(case) <= {"file", "clause", "mail_from", "rcpt_tos", "action", "rules", "recipients"}
 
 
-def _check(args: list[str], settings_env: dict[str, str]):
-    env = {"RELAY_CONFIG": "", **settings_env}
-    return CliRunner().invoke(main, ["check", *args, "--policy", str(POLICY_FILE)], env=env)
+def _check(args: list[str], settings_env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``relay check`` in its own process, as an operator runs it (it configures logging globally)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    env.update(settings_env)
+    return subprocess.run([sys.executable, "-m", "relay.cli", "check", *args, "--policy", str(POLICY_FILE)],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, stdin=subprocess.DEVNULL)
 
 
 def test_check_without_clamd_reports_the_failure_and_tempfails(clamd_down, tmp_path):
     result = _check([str(CASES / "clean-meeting.eml"), "--json"],
                     {"RELAY_CLAMD": clamd_down, "RELAY_QUARANTINE": f"sqlite:///{tmp_path}/q.db"})
-    assert result.exit_code == 0, result.output
-    out = json.loads(result.output)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
     assert out["action"] == "tempfail"
     assert any(f["kind"] == "scanner_unavailable" and f["type"] == "clamav" for f in out["findings"])
     assert "scanner-unavailable" in [r["id"] for r in out["rules"]]
@@ -108,10 +111,10 @@ def test_check_prints_the_verdict_per_recipient(clamd, tmp_path):
     result = _check([str(CASES / "personal-data-mixed.eml"), "--from", "alice@example.ac.uk",
                      "--to", "bob@partner.example.com", "--to", "carol@example.ac.uk"],
                     {"RELAY_CLAMD": clamd, "RELAY_QUARANTINE": f"sqlite:///{tmp_path}/q.db"})
-    assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
     assert lines[0].startswith("verdict: hold   (policy ") and "sha256:" in lines[0]
     assert "  hold     bob@partner.example.com" in lines
     assert "  accept   carol@example.ac.uk" in lines
     assert any("personal-data-external  clause 5.2, 5.3 for bob@partner.example.com [notify sender]" in ln for ln in lines)
-    assert NINO not in result.output  # evidence is redacted by the scanner
+    assert NINO not in result.stdout + result.stderr  # evidence is redacted by the scanner
