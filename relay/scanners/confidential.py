@@ -27,7 +27,8 @@ from collections.abc import Sequence
 
 from relay.findings import Confidence, Finding
 from relay.scanners import ScanContext
-from relay.scanners.text import PhraseMatcher, load_lexicon, merge_same_place, off_loop, own_chunks
+from relay.scanners.data import load_lexicon
+from relay.scanners.text import PhraseMatcher, merge_same_place, off_loop, own_chunks
 
 _LEXICON = load_lexicon("confidential.txt")
 _PROSE = frozenset(_LEXICON.get("prose", ()))

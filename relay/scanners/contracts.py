@@ -26,11 +26,11 @@ from collections.abc import Sequence
 
 from relay.findings import Confidence, Finding
 from relay.scanners import ScanContext
+from relay.scanners.data import load_lexicon
 from relay.scanners.text import (
     PhraseMatcher,
     has_external_recipient,
     is_bulk,
-    load_lexicon,
     merge_same_place,
     off_loop,
     own_chunks,

@@ -22,7 +22,8 @@ from collections.abc import Sequence
 
 from relay.findings import Confidence, Finding
 from relay.scanners import ScanContext
-from relay.scanners.text import PhraseMatcher, load_lexicon, mask, merge_same_place, off_loop, own_chunks
+from relay.scanners.data import load_lexicon
+from relay.scanners.text import PhraseMatcher, mask, merge_same_place, off_loop, own_chunks
 
 CATEGORIES = ("abusive", "intimidating", "disparaging")
 _LEVELS = {"high": Confidence.HIGH, "medium": Confidence.MEDIUM, "low": Confidence.LOW}

@@ -13,7 +13,7 @@ from relay.message import parse
 from relay.organisation import Organisation
 from relay.scanners import ScanContext
 from relay.scanners.language import CATEGORIES, LanguageScanner
-from relay.scanners.text import load_lexicon
+from relay.scanners.data import load_lexicon
 
 ORG = Organisation("Example", ("example.ac.uk",))
 

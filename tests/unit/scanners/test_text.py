@@ -5,17 +5,8 @@ from __future__ import annotations
 import pytest
 
 from relay.findings import Confidence, Finding
-from relay.scanners.text import (
-    PhraseMatcher,
-    expand,
-    flatten,
-    fold,
-    mask,
-    merge_same_place,
-    own_text,
-    parse_lexicon,
-    strip_disclaimers,
-)
+from relay.scanners.data import expand, parse_lexicon
+from relay.scanners.text import PhraseMatcher, flatten, fold, mask, merge_same_place, own_text, strip_disclaimers
 
 
 def test_quoted_lines_are_dropped_one_by_one():
