@@ -19,10 +19,10 @@ from .data import load_lines
 from .validators import iban_ok, is_placeholder
 
 IBAN_WORDS = words(["iban", "bank", "account", "bank details", "payment", "bic", "swift", "transfer"])
-BANK_WORDS = words(["sort code", "sortcode", "sort", "account", "account number", "account no", "acc no",
+BANK_WORDS = words(["sort code", "sortcode", "account", "account number", "account no", "acc no",
                     "acct", "a/c", "bank", "bank details", "bank account", "building society", "s/c"])
 TEST_IBANS = frozenset(load_lines("test_ibans.txt"))
-_ACCOUNT = re.compile(r"(?<![0-9])(?:[0-9]{8}|[0-9]{4} [0-9]{4})(?![0-9])")
+_ACCOUNT = re.compile(r"(?<![0-9])(?<![0-9][ \-])(?:[0-9]{8}|[0-9]{4} [0-9]{4})(?![0-9]|[ \-][0-9])")
 
 
 def iban(cc: ChunkContext, start: int, end: int, raw: str) -> Hit | None:

@@ -7,6 +7,8 @@ MEDIUM; order numbers, timestamps and the like (negative words) drop it.
 
 from __future__ import annotations
 
+from relay.findings import Confidence
+
 from .confidence import ChunkContext, Hit, band, words
 from . import redact
 from .data import load_lines
@@ -34,4 +36,6 @@ def check(cc: ChunkContext, start: int, end: int, digits: str, groups: list[int]
         return None
     corroborated, negative = cc.evidence(KEYWORDS, HEADERS, start, end)
     conf = band(len(groups) > 1, corroborated, negative)
+    if negative and not corroborated:      # "order 4917 1629 2805 5054": grouping alone is not enough
+        conf = Confidence.LOW
     return Hit("personal_data", "payment_card", digits, conf, redact.card(digits), start)

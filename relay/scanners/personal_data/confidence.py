@@ -8,7 +8,7 @@ what surrounds it:
   its type above it in a table (delimited lines: tab, ``|``, ``;`` or ``,``);
 * **negative evidence**: words that say the number is something else (order,
   invoice, ticket, ref, reference, version, ISBN, tracking, serial, ...)
-  within the same window or in its column header. A negative word that is
+  within the same window *on the candidate's own line*, or in its column header. A negative word that is
   part of a corroborating phrase ("Unique Taxpayer *Reference*") does not
   count, and when both are present the nearer one wins.
 
@@ -48,15 +48,16 @@ _DELIMS = ("\t", "|", ";", ",")
 class ChunkContext:
     """One chunk's text with cached lookups for scoring its candidates."""
 
-    __slots__ = ("text", "where", "source", "protected", "_lines", "_headers")
+    __slots__ = ("text", "where", "source", "protected", "_lines", "_headers", "_tabular")
 
     def __init__(self, text: str, where: str = "body", source: str = "body", protected: bool = False):
         self.text = text
         self.where = where
         self.source = source
         self.protected = protected
-        self._lines: list[int] | None = None
+        self._lines: tuple[list[int], list[int]] | None = None
         self._headers: dict[int, tuple[str, list[str]]] = {}
+        self._tabular: bool | None = None
 
     # -------------------------------------------------------------- windows
 
@@ -71,9 +72,18 @@ class ChunkContext:
         return lo, hi
 
     def nearest(self, pattern: re.Pattern[str], start: int, end: int, window: int = WINDOW,
-                exclude: list[tuple[int, int]] | None = None) -> tuple[int, list[tuple[int, int]]]:
-        """Distance to the nearest match of ``pattern`` around [start, end) (-1 if none), and all spans."""
+                exclude: list[tuple[int, int]] | None = None,
+                same_line: bool = False) -> tuple[int, list[tuple[int, int]]]:
+        """Distance to the nearest match of ``pattern`` around [start, end) (-1 if none), and all spans.
+
+        ``same_line``: only on the candidate's own line (negative evidence
+        and topic words describe what is on their line, not the next one).
+        """
         lo, hi = self._bounds(start, end, window)
+        if same_line:
+            lo = max(lo, self.text.rfind("\n", 0, start) + 1)
+            nl = self.text.find("\n", end)
+            hi = min(hi, len(self.text) if nl < 0 else nl)
         best, spans = -1, []
         for m in pattern.finditer(self.text, lo, hi):
             s, e = m.span()
@@ -110,36 +120,53 @@ class ChunkContext:
         if line_start in self._headers:
             return self._headers[line_start]
         if self._lines is None:
-            self._lines = [0] + [m.end() for m in re.finditer("\n", self.text)]
-        idx = bisect.bisect_right(self._lines, line_start) - 1
-        top = idx
-        for _ in range(5000):                     # bounded walk up the table
-            if top == 0:
-                break
-            prev_s = self._lines[top - 1]
-            prev = self.text[prev_s:self._lines[top] - 1]
-            if delim not in prev:
-                break
-            top -= 1
-        hs = self._lines[top]
-        he = self.text.find("\n", hs)
-        cells = [c.strip().lower() for c in self.text[hs:len(self.text) if he < 0 else he].split(delim)]
-        digits = sum(ch.isdigit() for c in cells for ch in c)
-        result = (hs, cells) if digits <= len(cells) else None
+            self._index_lines()
+        lines, tops = self._lines
+        idx = bisect.bisect_right(lines, line_start) - 1
+        hs = lines[tops[idx]]
+        if hs in self._headers and hs != line_start:
+            result = self._headers[hs]
+        else:
+            he = self.text.find("\n", hs)
+            cells = [c.strip().lower() for c in self.text[hs:len(self.text) if he < 0 else he].split(delim)]
+            digits = sum(ch.isdigit() for c in cells for ch in c)
+            result = (hs, cells) if digits <= len(cells) else None
+            self._headers[hs] = result
         self._headers[line_start] = result
         return result
+
+    def _index_lines(self) -> None:
+        """Line offsets, and for each line the first line of its table block
+        (consecutive lines with the same delimiter), in one pass."""
+        starts = [0] + [m.end() for m in re.finditer("\n", self.text)]
+        tops, prev = [], ""
+        for i, s in enumerate(starts):
+            e = starts[i + 1] - 1 if i + 1 < len(starts) else len(self.text)
+            line = self.text[s:e]
+            d = next((x for x in _DELIMS if x in line), "")
+            tops.append(tops[-1] if d and d == prev else i)
+            prev = d
+        self._lines = (starts, tops)
 
     # -------------------------------------------------------------- scoring
 
     def evidence(self, positive: re.Pattern[str] | None, header_words: re.Pattern[str] | None,
-                 start: int, end: int, window: int = WINDOW) -> tuple[bool, bool]:
-        """(corroborated, negative) for a candidate at [start, end)."""
+                 start: int, end: int, window: int = WINDOW, same_line: bool = False) -> tuple[bool, bool]:
+        """(corroborated, negative) for a candidate at [start, end).
+
+        ``same_line``: corroborating words count only on the candidate's line
+        (for words as common as "born").
+        """
+        # a negative word on the candidate's own line beats corroboration from another line
         pos_dist, pos_spans = (-1, [])
         if positive is not None:
-            pos_dist, pos_spans = self.nearest(positive, start, end, window)
-        neg_dist, _ = self.nearest(NEGATIVE, start, end, window, exclude=pos_spans)
-        head = self.header(start) if ("\t" in self.text or "," in self.text or "|" in self.text
-                                      or ";" in self.text) else ""
+            pos_dist, pos_spans = self.nearest(positive, start, end, window, same_line=True)
+        neg_dist, _ = self.nearest(NEGATIVE, start, end, window, exclude=pos_spans, same_line=True)
+        if positive is not None and pos_dist < 0 and neg_dist < 0 and not same_line:
+            pos_dist, _ = self.nearest(positive, start, end, window)
+        if self._tabular is None:
+            self._tabular = any(d in self.text for d in _DELIMS)
+        head = self.header(start) if self._tabular else ""
         head_pos = bool(head and header_words is not None and header_words.search(head))
         head_neg = bool(head and not head_pos and NEGATIVE.search(head))
         corroborated = head_pos or pos_dist >= 0
@@ -151,9 +178,7 @@ def band(strong: bool, corroborated: bool, negative: bool) -> Confidence:
     """The usual ladder: a validated value is MEDIUM; corroboration (or a strong
     structure) lifts it to HIGH; negative evidence drops it one band."""
     conf = Confidence.HIGH if (strong or corroborated) else Confidence.MEDIUM
-    if negative:
-        conf = Confidence(max(Confidence.LOW, conf - 1)) if corroborated else Confidence.LOW
-    return conf
+    return Confidence(conf - 1) if negative else conf
 
 
 class Hit:

@@ -21,6 +21,7 @@ A single third-party phone number or address is reported LOW.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -34,8 +35,9 @@ BULK_MIN = 5
 BULK_ANYWAY = 10
 
 _SIGN_OFF = re.compile(
-    r"^[ \t>]*(?:--[ \t]*$|(?:kind|best|warm|warmest|many)?[ \t]*(?:regards|wishes|thanks)\b|thank you\b|cheers\b"
-    r"|(?:yours[ \t]+)?(?:sincerely|faithfully|truly)\b|best,|all the best\b|speak soon\b|ta\b)[^\n]{0,40}$",
+    r"^[ \t>]*(?:--|(?:(?:kind|best|warm|warmest|many)[ \t]+)?(?:regards|wishes|thanks)|thank you|cheers"
+    r"|(?:yours[ \t]+)?(?:sincerely|faithfully|truly)|best|all the best|speak soon|ta)"
+    r"(?:[,.!]?[ \t]*$|,[ \t]*[A-Z][A-Za-z'\-]+(?:[ \t]+[A-Z][A-Za-z'\-]+)?[ \t]*$)",
     re.I | re.M)
 _QUOTED_HEADER = re.compile(r"^[ \t>]*(?:from|to|cc|bcc|sent|reply-to|date)[ \t]*:", re.I)
 _LOCAL = re.compile(r"[A-Za-z0-9._%+\-']{1,64}$")
@@ -60,7 +62,7 @@ def signature_zones(text: str) -> list[tuple[int, int]]:
     return zones
 
 
-def _inside(pos: int, zones: list[tuple[int, int]]) -> bool:
+def inside(pos: int, zones: list[tuple[int, int]]) -> bool:
     return any(s <= pos < e for s, e in zones)
 
 
@@ -68,12 +70,14 @@ def _line_of(text: str, pos: int) -> int:
     return text.rfind("\n", 0, pos)
 
 
+@lru_cache(maxsize=4096)
 def phone_value(raw: str) -> str:
+    """E.164 form of a valid UK number (phonenumbers, region GB), or ''."""
     try:
         num = phonenumbers.parse(raw, "GB")
     except phonenumbers.NumberParseException:
         return ""
-    if not phonenumbers.is_valid_number(num):
+    if not phonenumbers.is_valid_number_for_region(num, "GB"):
         return ""
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
 
@@ -89,20 +93,27 @@ def email_at(text: str, at: int, domain_end: int) -> str:
 
 
 def evaluate(cc: ChunkContext, phones: list[tuple[int, str]], emails: list[tuple[int, int]],
-             postcodes: list[tuple[int, int]], exclude: frozenset[str]) -> list[Hit]:
-    """Hits for the contact details of one chunk (``phones``: (start, raw); ``emails``: (at, end))."""
+             postcodes: list[tuple[int, int]], exclude: frozenset[str],
+             zones: list[tuple[int, int]]) -> list[Hit]:
+    """Hits for the contact details of one chunk (``phones``: (start, raw); ``emails``: (at, end);
+    ``zones``: its signature blocks, :func:`signature_zones`)."""
     text = cc.text
-    zones = signature_zones(text) if cc.source == "body" else []
     kinds: dict[str, dict[str, int]] = {"phone_number": {}, "email_address": {}, "postal_address": {}}
     lines: dict[str, set[int]] = {k: set() for k in kinds}
+    own = set()
     for start, raw in phones:
+        if inside(start, zones):
+            own.add("".join(ch for ch in raw if ch.isdigit())[-10:])
+    for start, raw in phones:
+        if inside(start, zones) or "".join(ch for ch in raw if ch.isdigit())[-10:] in own:
+            continue                          # the sender's own number, here or elsewhere
         value = phone_value(raw)
-        if value and not _inside(start, zones) and value not in exclude:
+        if value and value not in exclude:
             kinds["phone_number"].setdefault(value, start)
             lines["phone_number"].add(_line_of(text, start))
     for at, end in emails:
         value = email_at(text, at, end)
-        if not value or value in exclude or _inside(at, zones):
+        if not value or value in exclude or inside(at, zones):
             continue
         ls = _line_of(text, at)
         if _QUOTED_HEADER.match(text, ls + 1):
@@ -110,7 +121,7 @@ def evaluate(cc: ChunkContext, phones: list[tuple[int, str]], emails: list[tuple
         kinds["email_address"].setdefault(value, at)
         lines["email_address"].add(ls)
     for start, end in postcodes:
-        if _inside(start, zones):
+        if inside(start, zones):
             continue
         top = start
         for _ in range(3):                   # this line and the two before it

@@ -99,7 +99,14 @@ def generic(cc: ChunkContext, pos: int) -> Hit | None:
     return Hit("credential", "api_token", value, Confidence.HIGH, redact.secret("key="), pos)
 
 
-def private_key(cc: ChunkContext, start: int, end: int) -> Hit:
-    header = cc.text[start:end]
+_PRIVATE_KEY = re.compile(PRIVATE_KEY)
+
+
+def private_key(cc: ChunkContext, start: int) -> Hit | None:
+    m = _PRIVATE_KEY.match(cc.text, start)
+    if not m:
+        return None
+    end = m.end()
+    header = m.group()
     body = cc.text[end:end + 120]
     return Hit("credential", "private_key", header + body, Confidence.HIGH, header, start)

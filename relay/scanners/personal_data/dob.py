@@ -1,8 +1,8 @@
 """A person's date of birth: a plausible past date with date-of-birth context.
 
 Dates are everywhere in mail; only one introduced as a birth date counts:
-"DOB", "D.O.B.", "date of birth", "born (on)", "birthday" within the window
-(either side), or a column headed so. Day-first (UK) order; a value that can
+"DOB", "D.O.B.", "date of birth", "born (on)", "birthday" within 40
+characters either side on the same line, or a column headed so. Day-first (UK) order; a value that can
 only be month-first (``12/31/1980``) is read that way.
 """
 
@@ -13,9 +13,11 @@ from datetime import date
 
 from . import redact
 from .confidence import ChunkContext, Hit, band, words
+from .validators import plausible_birth_date
 
 DOB_WORDS = words(["dob", "d.o.b", "d.o.b.", "date of birth", "birth date", "birthdate", "born", "born on",
                    "birthday", "date_of_birth", "birth"])
+ANCHORS = ("dob", "d.o.b", "date of birth", "birth date", "birthdate", "born", "birthday")
 MONTHS = {m: i for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
 _NUMERIC = re.compile(r"([0-9]{1,4})[/.\-]([0-9]{1,2})[/.\-]([0-9]{2,4})")
@@ -45,13 +47,31 @@ def parse(raw: str) -> tuple[int, int, int] | None:
     return None
 
 
-def check(cc: ChunkContext, start: int, end: int, raw: str) -> Hit | None:
-    from .validators import plausible_birth_date
+_ANY_DATE = re.compile(
+    r"(?<![0-9])(?:[0-9]{1,2}[/.\-][0-9]{1,2}[/.\-](?:[0-9]{4}|[0-9]{2})|[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"|[0-9]{1,2}(?:st|nd|rd|th)?\s+[A-Za-z]{3,9}\.?,?\s+[0-9]{4}"
+    r"|[A-Za-z]{3,9}\.?\s+[0-9]{1,2}(?:st|nd|rd|th)?,?\s+[0-9]{4})(?![0-9])")
 
+
+def near_anchor(cc: ChunkContext, start: int, end: int) -> list[Hit]:
+    """Dates written near a date-of-birth keyword at [start, end), on its line."""
+    text = cc.text
+    lo = max(text.rfind("\n", 0, start) + 1, start - 40)
+    nl = text.find("\n", end)
+    hi = min(len(text) if nl < 0 else nl, end + 40)
+    hits = []
+    for m in _ANY_DATE.finditer(text, lo, hi):
+        hit = check(cc, m.start(), m.end(), m.group())
+        if hit:
+            hits.append(hit)
+    return hits
+
+
+def check(cc: ChunkContext, start: int, end: int, raw: str) -> Hit | None:
     parsed = parse(raw.strip())
     if parsed is None or not plausible_birth_date(*parsed):
         return None
-    corroborated, negative = cc.evidence(DOB_WORDS, DOB_WORDS, start, end, window=40)
+    corroborated, negative = cc.evidence(DOB_WORDS, DOB_WORDS, start, end, window=40, same_line=True)
     if not corroborated:
         return None
     y, m, d = parsed

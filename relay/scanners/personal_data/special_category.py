@@ -4,7 +4,8 @@ A term alone is a topic ("Sociology of Religion" on a reading list, "Mental
 Health Awareness Week"), not data about someone. A term is reported only when
 an identified person is within ``WINDOW`` characters either side:
 
-* a titled name (``Mr Patel``, ``Dr. Jones``),
+* a titled name (``Mr Patel``, ``Dr. Jones``) or a common given name and a
+  surname (``Priya Shah``; data/first_names.txt),
 * a role or relation (patient, employee, student, my son, ...: data/person_context.txt),
 * a pronoun (he, she, his, her) as in "she has been diagnosed with ...",
 * a personal identifier found in the same chunk (NINO, NHS number, date of birth, ...).
@@ -20,7 +21,7 @@ import re
 from relay.findings import Confidence
 
 from .confidence import ChunkContext, Hit, words
-from .data import load_lines
+from .data import load_lines, load_words
 
 WINDOW = 120
 
@@ -29,6 +30,10 @@ TERMS: tuple[tuple[str, str], ...] = tuple(
 PERSON_WORDS = words(load_lines("person_context.txt"))
 TOPIC_WORDS = words(load_lines("topic_context.txt"))
 TITLED_NAME = re.compile(r"(?<![A-Za-z])(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ \t]+[A-Z][a-z'\-]+")
+FIRST_NAMES = load_words("first_names.txt")
+_CAP_PAIR = re.compile(r"(?<![A-Za-z])([A-Z][a-z]+)[ \t]+[A-Z][a-z'\-]+")
+# terms that are also given names or surnames: "Christian Mason" is a person, not a religion
+_NAME_LIKE_TERMS = frozenset({"christian", "arab", "roma", "stroke", "cancer", "gay"})
 NAMES = {"health": "health", "ethnicity": "ethnic origin", "religion": "religious belief",
          "sexual_orientation": "sexual orientation", "trade_union": "trade union membership",
          "biometric": "biometric data", "genetic": "genetic data", "political": "political opinion",
@@ -41,16 +46,37 @@ def evaluate(cc: ChunkContext, term_hits: list[tuple[int, int, str, str]], id_po
     text = cc.text
     for start, end, category, term in term_hits:
         lo, hi = max(0, start - WINDOW), min(len(text), end + WINDOW)
+        if term in _NAME_LIKE_TERMS and text[start].isupper() and _used_as_name(text, start, end):
+            continue
         person = (any(lo <= p < hi for p in id_positions)
                   or TITLED_NAME.search(text, lo, hi) is not None
+                  or _named(text, lo, hi)
                   or _person_word(cc, start, end))
         if not person:
             continue
-        topic, _ = cc.nearest(TOPIC_WORDS, start, end, WINDOW)
+        topic, _ = cc.nearest(TOPIC_WORDS, start, end, WINDOW, same_line=True)
         conf = Confidence.LOW if topic >= 0 else Confidence.HIGH
         hits.append(Hit("special_category", category, term, conf,
                         f"{NAMES[category]} term near an identified person", start))
     return hits
+
+
+_GREETING = re.compile(r"(?:dear|hi|hello|hey|morning|thanks|cc|from|to|with|and|for)[ \t,]*$", re.I)
+
+
+def _used_as_name(text: str, start: int, end: int) -> bool:
+    """"Dear Christian," / "Christian Mason" / "Christian," at a line end: a name, not a belief."""
+    if _CAP_PAIR.match(text, start):
+        return True
+    if _GREETING.search(text, max(0, start - 12), start):
+        return True
+    after = text[end:end + 3]
+    return after.startswith((",\n", "\n", ",\r")) or after == ""
+
+
+def _named(text: str, lo: int, hi: int) -> bool:
+    """A "Firstname Surname" pair whose first word is a common given name."""
+    return any(m.group(1).lower() in FIRST_NAMES for m in _CAP_PAIR.finditer(text, lo, hi))
 
 
 def _person_word(cc: ChunkContext, start: int, end: int) -> bool:

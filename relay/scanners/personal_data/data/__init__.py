@@ -18,3 +18,10 @@ def load_lines(name: str) -> tuple[str, ...]:
         if line:
             out.append(line)
     return tuple(out)
+
+
+@cache
+def load_words(name: str) -> frozenset[str]:
+    """A file of whitespace-separated words (``#`` comments), as a set."""
+    return frozenset(w for line in load_lines(name) for w in line.split())
+

@@ -1,0 +1,101 @@
+"""Word anchors in one pass: special-category terms, credential and date-of-birth keywords.
+
+All anchors are literal and case-insensitive, so one multi-literal matcher
+finds them all: Hyperscan (``hyperscan``, Intel's multi-pattern engine) when
+it is installed, about 600 MB/s here; otherwise pyahocorasick over the
+lower-cased text, about 40 MB/s (bench/pd_throughput.py). Both give the same
+hits, in text order: ``(start, end, family, category, word)`` with str
+offsets. Hyperscan scratch space is per thread (scans run in worker threads).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+from . import credentials, dob, special_category
+
+try:  # optional accelerator
+    import hyperscan
+except ImportError:  # pragma: no cover - depends on the platform's wheels
+    hyperscan = None
+
+import ahocorasick
+
+
+def _entries() -> list[tuple[str, str, str]]:
+    """(word, family, category), word in lower case."""
+    out = [(term, "term", category) for category, term in special_category.TERMS]
+    out += [(a, "password", "") for a in credentials.PASSWORD_ANCHORS]
+    out += [(a, "token", "") for a in credentials.TOKEN_ANCHORS]
+    out += [(a, "generic", "") for a in credentials.GENERIC_ANCHORS]
+    out += [("-----begin", "key", "")]
+    out += [(a, "dob", "") for a in dob.ANCHORS]
+    seen, unique = set(), []
+    for word, family, category in out:
+        if (word, family) not in seen:
+            seen.add((word, family))
+            unique.append((word, family, category))
+    return unique
+
+
+ENTRIES = _entries()
+
+
+class _Hyperscan:
+    def __init__(self) -> None:
+        self.db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        exprs = [re.escape(word).encode() for word, _, _ in ENTRIES]
+        self.db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs),
+                        flags=[hyperscan.HS_FLAG_CASELESS] * len(exprs))
+        self.local = threading.local()
+
+    def find(self, text: str) -> list[tuple[int, int, str, str, str]]:
+        scratch = getattr(self.local, "scratch", None)
+        if scratch is None:
+            scratch = self.local.scratch = hyperscan.Scratch(self.db)
+        data = text.encode("utf-8", "surrogatepass")
+        found: list[tuple[int, int]] = []
+
+        def on_match(idx: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
+            found.append((to, idx))
+
+        self.db.scan(data, match_event_handler=on_match, scratch=scratch)
+        ascii_text = len(data) == len(text)
+        hits = []
+        for to, idx in sorted(found):
+            word, family, category = ENTRIES[idx]
+            end = to if ascii_text else len(data[:to].decode("utf-8", "ignore"))
+            hits.append((end - len(word), end, family, category, word))
+        return hits
+
+
+class _AhoCorasick:
+    def __init__(self) -> None:
+        self.auto = ahocorasick.Automaton()
+        for idx, (word, _, _) in enumerate(ENTRIES):
+            self.auto.add_word(word, idx)
+        self.auto.make_automaton()
+
+    def find(self, text: str) -> list[tuple[int, int, str, str, str]]:
+        low = text.lower()
+        if len(low) != len(text):     # a few characters lower-case to two; keep offsets
+            low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+        hits = []
+        for last, idx in self.auto.iter(low):
+            word, family, category = ENTRIES[idx]
+            hits.append((last + 1 - len(word), last + 1, family, category, word))
+        return hits
+
+
+def make_matcher(prefer_hyperscan: bool = True):
+    if prefer_hyperscan and hyperscan is not None:
+        return _Hyperscan()
+    return _AhoCorasick()
+
+
+MATCHER = make_matcher()
+
+
+def find(text: str) -> list[tuple[int, int, str, str, str]]:
+    return MATCHER.find(text)
