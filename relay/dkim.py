@@ -3,11 +3,14 @@
 :meth:`Signer.from_settings` loads every key of ``settings.signing_keys`` at
 start-up and checks it (PEM, unencrypted, RSA of 2048 bits or more, or
 Ed25519), raising :class:`ConfigError` with the key's path otherwise.
-:meth:`Signer.sign` picks the key by the domain of the From header (the key
-whose domain is that domain or its nearest parent), or, when
+:meth:`Signer.sign` picks the keys by the domain of the From header (the
+keys whose domain is that domain or its nearest parent), or, when
 ``settings.dkim_envelope_fallback`` is on and From has no key, by the envelope
 sender's domain. Mail for a domain without a key goes out unsigned, returned
-unchanged. When a domain has several keys, the first configured one signs.
+unchanged. A domain with both an RSA and an Ed25519 key gets both signatures
+(dual signing, the usual practice while few receivers verify Ed25519); of
+several keys of one type, the first configured signs (rotation: list the new
+key first).
 
 Signatures (RFC 6376, relaxed/relaxed; RFC 8463 for Ed25519) cover the
 recommended fields, List-* and the relay's own X-Policy-* fields. From,
@@ -214,16 +217,18 @@ def make_signature(key: SigningKey, raw: bytes, own: tuple[str, ...] = (), now: 
 
 
 class Signer:
-    """Signs messages with the key of their From domain. Build with :meth:`from_settings`."""
+    """Signs messages with the keys of their From domain. Build with :meth:`from_settings`."""
 
     def __init__(self, keys: tuple[SigningKey, ...], own_headers: tuple[str, ...] = (),
                  envelope_fallback: bool = False) -> None:
         self.keys = keys
         self.own_headers = own_headers
         self.envelope_fallback = envelope_fallback
-        self._by_domain: dict[str, SigningKey] = {}
-        for key in keys:
-            self._by_domain.setdefault(key.domain, key)   # the first key of a domain wins
+        self._by_domain: dict[str, tuple[SigningKey, ...]] = {}
+        for key in keys:      # one key per algorithm and domain: the first configured one
+            have = self._by_domain.get(key.domain, ())
+            if all(k.algorithm != key.algorithm for k in have):
+                self._by_domain[key.domain] = have + (key,)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Signer | None:
@@ -234,47 +239,54 @@ class Signer:
         keys = tuple(load_key(entry) for entry in entries)
         return cls(keys, (settings.action_header, settings.rules_header), settings.dkim_envelope_fallback)
 
-    def key_for(self, domain: str) -> SigningKey | None:
-        """The key of ``domain`` or of its nearest parent domain that has one."""
+    def keys_for(self, domain: str) -> tuple[SigningKey, ...]:
+        """The keys of ``domain``, or of its nearest parent domain that has some."""
         labels = normalise_domain(domain).split(".") if domain else []
         for i in range(len(labels)):
-            key = self._by_domain.get(".".join(labels[i:]))
-            if key is not None:
-                return key
-        return None
+            keys = self._by_domain.get(".".join(labels[i:]))
+            if keys:
+                return keys
+        return ()
 
-    def choose(self, raw: bytes, mail_from: str = "") -> SigningKey | None:
-        key = self.key_for(header_domain(raw, "From"))
-        if key is None and self.envelope_fallback and "@" in mail_from:
-            key = self.key_for(mail_from.rpartition("@")[2])
-        return key
+    def choose(self, raw: bytes, mail_from: str = "") -> tuple[SigningKey, ...]:
+        """The keys that sign ``raw``: its From domain's, else (if allowed) the envelope sender's."""
+        keys = self.keys_for(header_domain(raw, "From"))
+        if not keys and self.envelope_fallback and "@" in mail_from:
+            keys = self.keys_for(mail_from.rpartition("@")[2])
+        return keys
 
-    def signature(self, raw: bytes, mail_from: str = "") -> bytes | None:
-        """The DKIM-Signature field for ``raw`` (blocking), or None when it goes unsigned."""
-        key = self.choose(raw, mail_from)
-        if key is None or not raw.strip():
-            return None
-        return make_signature(key, raw, self.own_headers)
+    def signatures(self, raw: bytes, mail_from: str = "") -> list[bytes]:
+        """The DKIM-Signature fields for ``raw`` (blocking): one per key type of the
+        chosen domain (RSA and Ed25519 side by side), or none."""
+        if not raw.strip():
+            return []
+        return [make_signature(key, raw, self.own_headers) for key in self.choose(raw, mail_from)]
 
     def sign_sync(self, raw: bytes, mail_from: str = "") -> bytes:
-        """``raw`` with the DKIM-Signature field prepended (blocking; see :meth:`sign`)."""
-        sig = self.signature(raw, mail_from)
-        return raw if sig is None else sig + raw
+        """``raw`` with its DKIM-Signature fields prepended (blocking; see :meth:`sign`)."""
+        sigs = self.signatures(raw, mail_from)
+        return b"".join(sigs) + raw if sigs else raw
 
     async def sign(self, raw: bytes, mail_from: str = "") -> bytes:
-        """``raw`` with a DKIM-Signature field on top, or unchanged when there is no key
+        """``raw`` with DKIM-Signature fields on top, or unchanged when there is no key
         for its domain. The hashing and signing run in a worker thread."""
         return await asyncio.to_thread(self.sign_sync, raw, mail_from)
 
-    def sign_header(self, raw: bytes, mail_from: str = "") -> tuple[str, str] | None:
-        """(name, value) of the DKIM-Signature field for a milter's ``insheader(0, ...)``,
-        or None. The value is folded with LF + space, as libmilter and Postfix expect.
+    def sign_headers(self, raw: bytes, mail_from: str = "") -> list[tuple[str, str]]:
+        """(name, value) of each DKIM-Signature field, for a milter's ``insheader(0, ...)``.
+        Values are folded with LF + space, as libmilter and Postfix expect.
         Blocking: call it through ``asyncio.to_thread`` from async code."""
-        sig = self.signature(raw, mail_from)
-        if sig is None:
-            return None
-        name, _, value = sig.decode("ascii").partition(":")
-        return name, value.strip().replace("\r\n", "\n")
+        out = []
+        for sig in self.signatures(raw, mail_from):
+            name, _, value = sig.decode("ascii").partition(":")
+            out.append((name, value.strip().replace("\r\n", "\n")))
+        return out
+
+    def sign_header(self, raw: bytes, mail_from: str = "") -> tuple[str, str] | None:
+        """The first of :meth:`sign_headers` (the only one unless a domain has both an
+        RSA and an Ed25519 key), or None when the message goes unsigned."""
+        found = self.sign_headers(raw, mail_from)
+        return found[0] if found else None
 
 
 async def outgoing(raw: bytes, verdict: Verdict, settings: Settings, signer: Signer | None,

@@ -142,17 +142,19 @@ def world(tmp_path_factory) -> World:
     records: dict[str, str] = {}
     files: dict[str, Path] = {}
     for domain, selector, kind in (("example.ac.uk", "rsa2026", "rsa"), ("ed.example.org", "ed2026", "ed25519"),
-                                   ("partner.example", "p1", "rsa")):
+                                   ("partner.example", "p1", "rsa"), ("both.example", "r1", "rsa"),
+                                   ("both.example", "e1", "ed25519")):
         path, name, value = keygen(workdir, domain, selector, kind)
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         records[name] = value
-        files[domain] = path
+        files[selector] = path
     settings = Settings.from_mapping({
         "quarantine": f"sqlite:///{workdir}/q.sqlite3",
-        "dkim_domain": "example.ac.uk", "dkim_selector": "rsa2026", "dkim_key": str(files["example.ac.uk"]),
-        "dkim_keys": [{"domain": "ed.example.org", "selector": "ed2026", "key": str(files["ed.example.org"])}],
+        "dkim_domain": "example.ac.uk", "dkim_selector": "rsa2026", "dkim_key": str(files["rsa2026"]),
+        "dkim_keys": [{"domain": d, "selector": sel, "key": str(files[sel])}
+                      for d, sel in (("ed.example.org", "ed2026"), ("both.example", "r1"), ("both.example", "e1"))],
     })
-    foreign = Signer((load_key(DkimKey("partner.example", "p1", files["partner.example"])),))
+    foreign = Signer((load_key(DkimKey("partner.example", "p1", files["p1"])),))
     return World(Verifiers(workdir, records), settings, Signer.from_settings(settings), foreign, files)
 
 
@@ -197,6 +199,13 @@ def test_ed25519_signature_verifies(world, make_message):
     out = act(world, make_message(sender="Eve <eve@ed.example.org>"))
     assert b"a=ed25519-sha256" in out
     passes(world.verify.all(out, ed25519=True), "ed.example.org", "ed2026")
+
+
+def test_rsa_and_ed25519_side_by_side(world, make_message):
+    out = act(world, make_message(sender="Bo <bo@both.example>"))
+    assert world.verify.opendkim(out) == [("both.example", "r1", "pass"), ("both.example", "e1", "pass")]
+    # Debian 12's Mail::DKIM knows no Ed25519: the RSA signature carries the message there
+    assert world.verify.perl(out) == [("both.example", "r1", "pass"), ("both.example", "e1", "invalid")]
 
 
 @pytest.mark.parametrize("sender, selector, ed", [("alice@example.ac.uk", "rsa2026", False),

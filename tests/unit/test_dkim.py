@@ -106,7 +106,8 @@ def signer(keydir):
     from relay.config import Settings
     settings = Settings.from_mapping({"dkim_keys": keys_setting(
         keydir, ("example.ac.uk", "main", "rsa.pem"), ("dept.example.ac.uk", "dept", "ed.pem"),
-        ("example.ac.uk", "second", "ed.pem"), ("xn--exmple-cua.org", "idn", "rsa.pem"))})
+        ("example.ac.uk", "older", "rsa.pem"), ("xn--exmple-cua.org", "idn", "rsa.pem"),
+        ("dual.example", "r", "rsa.pem"), ("dual.example", "e", "ed.pem"))})
     return Signer.from_settings(settings)
 
 
@@ -123,8 +124,8 @@ def signer(keydir):
 ])
 def test_key_by_from_domain(signer, from_domain, selector):
     raw = f"From: someone@{from_domain}\r\n\r\nx\r\n".encode()
-    key = signer.choose(raw)
-    assert (key.selector if key else None) == selector
+    keys = signer.choose(raw)
+    assert (keys[0].selector if keys else None) == selector
 
 
 def test_envelope_fallback(keydir, make_settings):
@@ -132,10 +133,10 @@ def test_envelope_fallback(keydir, make_settings):
     raw = b"From: someone@gmail.example\r\n\r\nx\r\n"
     off = Signer.from_settings(make_settings(dkim_keys=entries))
     on = Signer.from_settings(make_settings(dkim_keys=entries, dkim_envelope_fallback=True))
-    assert off.choose(raw, "bounce@example.ac.uk") is None
-    assert on.choose(raw, "bounce@lists.example.ac.uk").selector == "main"
-    assert on.choose(raw, "") is None
-    assert on.choose(b"From: a@example.ac.uk\r\n\r\n", "x@other.example").selector == "main"
+    assert off.choose(raw, "bounce@example.ac.uk") == ()
+    assert [k.selector for k in on.choose(raw, "bounce@lists.example.ac.uk")] == ["main"]
+    assert on.choose(raw, "") == ()
+    assert [k.selector for k in on.choose(b"From: a@example.ac.uk\r\n\r\n", "x@other.example")] == ["main"]
 
 
 def test_normalise_domain():
@@ -192,6 +193,18 @@ def test_sign_runs_off_the_event_loop(signer, monkeypatch):
 
     loop_thread, out = asyncio.run(main())
     assert out.endswith(MESSAGE) and seen and seen[0] != loop_thread
+
+
+def test_rsa_and_ed25519_keys_of_one_domain_both_sign(signer, keydir):
+    raw = MESSAGE.replace(b"alice@example.ac.uk", b"alice@dual.example")
+    assert [k.selector for k in signer.choose(raw)] == ["r", "e"]       # one per type; "older" never signs
+    out = signer.sign_sync(raw)
+    assert out.endswith(raw) and out.count(b"DKIM-Signature:") == 2
+    assert dkimpy_verifies(out, public_record(keydir / "rsa.pem"))     # the RSA one (dkimpy: RSA only here)
+    found = signer.sign_headers(raw)
+    assert [(name, tags(value)["a"]) for name, value in found] == [("DKIM-Signature", "rsa-sha256"),
+                                                                    ("DKIM-Signature", "ed25519-sha256")]
+    assert signer.sign_header(raw)[0] == "DKIM-Signature" and tags(signer.sign_header(raw)[1])["s"] == "r"
 
 
 def test_sign_header_for_milter(signer):
