@@ -18,6 +18,7 @@ Three jobs, all linear in the length of the text:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import threading
 from collections import OrderedDict
@@ -90,13 +91,29 @@ def _is_attribution(lines: list[str], i: int) -> bool:
     return True
 
 
+_MAX_SIGNATURE_LINES = 20
+
+
+def _short_tail(lines: list[str], start: int) -> bool:
+    """At most ``_MAX_SIGNATURE_LINES`` non-empty lines from ``start`` on (counting stops early)."""
+    count = 0
+    for line in itertools.islice(lines, start, None):
+        if line.strip():
+            count += 1
+            if count > _MAX_SIGNATURE_LINES:
+                return False
+    return True
+
+
 def own_text(text: str, *, keep_forwarded: bool = False, keep_disclaimers: bool = False) -> str:
     """The sender's own words in ``text``: quoted replies, signature and disclaimers removed.
 
     A ``>`` line is dropped on its own. At an attribution line the rest is a
     quotation, unless the next non-empty line is ``>``-quoted (a bottom-posted
     or interleaved reply: only the attribution line goes, the ``>`` lines go
-    one by one). A forwarded message is dropped too unless ``keep_forwarded``
+    one by one). The signature under ``-- `` goes when it is short (20 lines at
+    most; a long text under a ``-- `` line is still read, so the delimiter
+    cannot hide a message). A forwarded message is dropped too unless ``keep_forwarded``
     (forwarding confidential content is the sender's act; forwarding someone's
     rude words is not the sender's language).
     """
@@ -107,8 +124,8 @@ def own_text(text: str, *, keep_forwarded: bool = False, keep_disclaimers: bool 
     for i, line in enumerate(lines):
         if line.lstrip(" \t").startswith(">"):
             continue
-        if _SIG.match(line):
-            break
+        if _SIG.match(line) and _short_tail(lines, i + 1):
+            break   # a signature; a "-- " line with a long text under it is no signature
         if "orward" in line and _FORWARD.match(line):
             if keep_forwarded:
                 continue

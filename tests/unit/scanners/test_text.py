@@ -169,3 +169,8 @@ def test_disclaimer_glued_to_the_senders_lines_keeps_those_lines():
             "please notify the sender.")
     out = strip_disclaimers(text)
     assert out == "Hi Sam,\nthe CONFIDENTIAL report is attached, you idiot."
+
+
+def test_signature_delimiter_cannot_hide_a_long_text():
+    hidden = "Hi\n-- \n" + "\n".join(f"line {i} of the real message" for i in range(30))
+    assert "line 29" in own_text(hidden)
