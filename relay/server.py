@@ -95,8 +95,9 @@ class RelaySMTP(SMTP):
 
     def __init__(self, state: ServerState) -> None:
         s = state.settings
-        # aiosmtpd sizes its StreamReader from this attribute; data lines may be longer (read in pieces).
-        self.line_length_limit = max(1001, s.max_line_length)
+        # aiosmtpd sizes its StreamReader from this: DATA is read in pieces of up to 64 KiB;
+        # command lines are held to max_line_length by command_size_limit below.
+        self.line_length_limit = max(65536, s.max_line_length)
         super().__init__(
             state.handler, data_size_limit=s.max_message_size, enable_SMTPUTF8=True, decode_data=False,
             hostname=state.hostname, ident="ESMTP relay", tls_context=state.tls_context,
@@ -299,53 +300,7 @@ class RelaySMTP(SMTP):
             await self.upstream.rset()
 
     async def _read_data(self) -> tuple[bytes, int, Reply | None]:
-        """The message up to CRLF.CRLF, dot-unstuffed; or the reply refusing it (read to the end anyway)."""
-        reader = self._reader
-        limit = self.settings.max_message_size
-        header_limit = self.settings.max_header_size
-        lines: list[bytes] = []
-        pending: list[bytes] = []        # pieces of a line longer than the reader's buffer limit
-        size = header_size = 0
-        in_header = True
-        problem: Reply | None = None
-        while True:
-            try:
-                piece = await reader.readuntil(b"\r\n")
-                complete = True
-            except asyncio.LimitOverrunError as exc:
-                piece = await reader.read(exc.consumed)
-                complete = False
-            if complete and not pending and piece == b".\r\n":
-                break
-            size += len(piece)
-            if problem is not None:
-                continue
-            if size > limit:
-                problem = replies.SIZE_EXCEEDED
-            elif (piece.count(b"\n") != 1 or piece.count(b"\r") != 1) if complete else (
-                    b"\n" in piece or b"\r" in piece):
-                problem = replies.BARE_NEWLINE
-            if problem is not None:
-                lines.clear()
-                pending.clear()
-                continue
-            if not complete:
-                pending.append(piece)
-                continue
-            if pending:
-                pending.append(piece)
-                piece = b"".join(pending)
-                pending.clear()
-            if in_header:
-                header_size += len(piece)
-                if piece == b"\r\n":
-                    in_header = False
-                elif header_size > header_limit:
-                    problem = replies.HEADER_EXCEEDED
-                    lines.clear()
-                    continue
-            lines.append(piece[1:] if piece[:1] == b"." else piece)
-        return b"".join(lines), size, problem
+        return await read_message(self._reader, self.settings.max_message_size, self.settings.max_header_size)
 
     # ---------------------------------------------------------------- for the handler
 
@@ -369,6 +324,54 @@ class RelaySMTP(SMTP):
             mail_options=tuple(env.mail_options),
             smtputf8=bool(env.smtp_utf8),
         )
+
+
+async def read_message(reader: asyncio.StreamReader, max_size: int, max_header: int) -> tuple[bytes, int, Reply | None]:
+    """The message up to CRLF.CRLF, dot-unstuffed, and the bytes received; or the reply
+    refusing it (the data is read to its end anyway, and nothing is kept past ``max_size``).
+
+    The reader is asked for pieces ending in ``.<CRLF>`` (or up to its buffer
+    limit), not line by line. The end is the first ``.<CRLF>`` right after a
+    CRLF, so a bare LF or CR never ends the data early; then the whole buffer
+    is checked: a bare CR or LF anywhere refuses it (550 5.5.2), as does a
+    header section past ``max_header`` (552 5.3.4).
+    """
+    pieces: list[bytes] = []
+    size = 0
+    tail = b"\r\n"                       # the last two bytes received: DATA's own CRLF at first
+    while True:
+        try:
+            piece = await reader.readuntil(b".\r\n")
+        except asyncio.LimitOverrunError as exc:
+            piece = await reader.read(exc.consumed)
+        else:
+            if (tail + piece[-5:]).endswith(b"\r\n.\r\n"):
+                piece = piece[:-3]
+                size += len(piece)
+                if size <= max_size:
+                    pieces.append(piece)
+                break
+        size += len(piece)
+        tail = (tail + piece)[-2:]
+        if size <= max_size:
+            pieces.append(piece)
+        elif pieces:
+            pieces.clear()
+    if size > max_size:
+        return b"", size, replies.SIZE_EXCEEDED
+    data = b"".join(pieces)
+    pieces.clear()
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
+        return b"", size, replies.BARE_NEWLINE
+    if data[:1] == b".":
+        data = data[1:]
+    if b"\r\n." in data:
+        data = data.replace(b"\r\n.", b"\r\n")
+    blank = 0 if data[:2] == b"\r\n" else data.find(b"\r\n\r\n")
+    if (len(data) if blank < 0 else blank) > max_header:
+        return b"", size, replies.HEADER_EXCEEDED
+    return data, size, None
 
 
 def _xtext_decode(value: str) -> str:

@@ -633,3 +633,58 @@ def test_forwarded_copy_is_tagged_then_signed_and_the_hold_keeps_the_received_by
     assert calls == [("tag", "accept"), ("sign", "alice@example.org")]   # the forwarded part was accepted
     assert sink.messages[0].data == b"DKIM-Signature: fake\r\nX-Policy-Action: accept\r\n" + MSG
     assert store.held[0][1] == MSG
+
+
+# --------------------------------------------------------------------------- the DATA reader
+
+
+def _stuffed(message: bytes) -> bytes:
+    lines = message.split(b"\r\n")
+    return b"\r\n".join(b"." + line if line.startswith(b".") else line for line in lines)
+
+
+@pytest.mark.parametrize("message", [
+    b"", b"\r\n", b"a\r\n", b".\r\n", b"..\r\n", b"x.\r\n.y\r\n", b"Subject: s\r\n\r\nend.\r\n.\r\n",
+    b"Subject: s\r\n\r\n" + b"line of text.\r\n" * 40 + b".\r\n" * 5 + b"z" * 300 + b"\r\n",
+])
+def test_read_message_at_every_piece_size(message):
+    from relay.server import read_message
+
+    async def go(limit, step):
+        reader = asyncio.StreamReader(limit=limit)
+        wire = _stuffed(message) + b".\r\nQUIT\r\n"
+
+        async def feed():                # as the network would: a few bytes at a time
+            for i in range(0, len(wire), step):
+                reader.feed_data(wire[i:i + step])
+                await asyncio.sleep(0)
+            reader.feed_eof()
+
+        feeder = asyncio.create_task(feed())
+        data, size, problem = await read_message(reader, 10_000, 10_000)
+        await feeder
+        return data, size, problem, await reader.read()
+
+    for limit in (5, 6, 7, 8, 9, 12, 17, 64):
+        for step in (1, 2, 3, 5, 4096):
+            data, size, problem, rest = asyncio.run(go(limit, step))
+            assert (data, problem, rest) == (message, None, b"QUIT\r\n"), (limit, step)
+            assert size == len(_stuffed(message))
+
+
+@pytest.mark.parametrize("body, expected", [
+    (b"a\nb\r\n", "5.5.2"), (b"a\rb\r\n", "5.5.2"), (b"a\n.\nb\r\n", "5.5.2"), (b"x" * 200 + b"\r\n", "5.3.4"),
+    (b"H: " + b"h" * 60 + b"\r\n\r\nbody\r\n", "5.3.4"),
+])
+def test_read_message_refusals_read_to_the_real_end(body, expected):
+    from relay.server import read_message
+
+    async def go():
+        reader = asyncio.StreamReader(limit=16)
+        reader.feed_data(body + b".\r\nQUIT\r\n")
+        reader.feed_eof()
+        data, size, problem = await read_message(reader, 100, 50)
+        return data, problem, await reader.read()
+
+    data, problem, rest = asyncio.run(go())
+    assert data == b"" and problem.status == expected and rest == b"QUIT\r\n"
