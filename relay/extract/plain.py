@@ -37,7 +37,12 @@ def _codec(name: str) -> str | None:
 
 
 def decode(data: bytes, charset: str = "") -> str:
-    """Decode ``data`` declared as ``charset`` ("" if none); see the module docstring."""
+    """Decode ``data`` declared as ``charset`` ("" if none), CRLF as LF; see the module docstring."""
+    text = _decode(data, charset)
+    return text.replace("\r\n", "\n") if "\r" in text else text
+
+
+def _decode(data: bytes, charset: str) -> str:
     if not data:
         return ""
     if data[0] in (0xEF, 0xFE, 0xFF, 0x00):
@@ -45,6 +50,8 @@ def decode(data: bytes, charset: str = "") -> str:
             if data.startswith(bom):
                 return data.decode(codec, errors="replace")
     declared = _codec(charset) if charset else None
+    if declared is None and 0 in data[:512] and _looks_utf16(data):
+        return data.decode("utf-16-le" if data[1] == 0 else "utf-16-be", errors="replace")
     if declared and declared not in ("utf-8", "cp1252"):
         try:
             return data.decode(declared)
@@ -54,8 +61,6 @@ def decode(data: bytes, charset: str = "") -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    if declared is None and _looks_utf16(data):
-        return data.decode("utf-16-le" if data[1] == 0 else "utf-16-be", errors="replace")
     return data.decode("cp1252", errors="replace")
 
 

@@ -35,6 +35,7 @@ _SKIP = frozenset(
 )
 _SYMBOLS = {b"~": " ", b"-": "", b"_": "-", b"\\": "\\", b"{": "{", b"}": "}", b"\n": "\n", b"\r": "\n"}
 _MAX_DEPTH = 200
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def extract(data: bytes, budget: Budget) -> str:
@@ -120,7 +121,10 @@ def extract(data: bytes, budget: Budget) -> str:
         elif word == b"ansicpg" and param is not None:
             codepage = _codepage(param)
     flush_hex()
-    return _tables(flow.result())
+    text = flow.result()
+    if _SURROGATE.search(text):  # \uN pairs spell characters outside the BMP
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return _tables(text)
 
 
 def _tables(text: str) -> str:

@@ -1,0 +1,34 @@
+from tests.data.documents import generate as g
+
+PAGES = [["Patient: Ann Smith", "NHS No 943 476 5919"], ["Page two"]]
+
+
+def test_pdf_text_page_by_page(extract_file):
+    text, problems = extract_file("letter.pdf", g.pdf(PAGES))
+    assert problems == ()
+    assert text.splitlines() == ["Patient: Ann Smith", "NHS No 943 476 5919", "", "Page two"]
+
+
+def test_owner_password_only_pdf_is_extracted_and_not_protected():
+    from relay.extract import extract
+    from tests.unit.extract.conftest import message_with
+
+    result = extract(message_with(("locked.pdf", g.pdf_encrypted(g.pdf(PAGES), "", "owner-secret"))))
+    chunk = [c for c in result.chunks if c.source == "attachment"][0]
+    assert "NHS No 943 476 5919" in chunk.text
+    assert chunk.protected is False and chunk.kind == "pdf" and result.problems == ()
+
+
+def test_user_password_pdf_gives_no_text_and_no_finding(extract_file):
+    assert extract_file("secret.pdf", g.pdf_encrypted(g.pdf(PAGES), "user-secret", "owner-secret")) == (None, ())
+
+
+def test_truncated_pdf_is_extraction_failed(extract_file):
+    text, problems = extract_file("cut.pdf", g.pdf(PAGES)[:120])
+    assert text is None
+    assert [(p.kind, p.type, p.where) for p in problems] == [("extraction_failed", "pdf", 'part 1.2 "cut.pdf"')]
+
+
+def test_pdf_is_recognised_by_its_bytes(extract_file):
+    text, _ = extract_file("scan.bin", g.pdf(PAGES))
+    assert "Ann Smith" in text
