@@ -194,10 +194,15 @@ class _Walker:
                 self.problem("malformed", "duplicate_header", f"{where} header {name}")
         return tuple(headers)
 
-    def part(self, msg: Message, index: str, depth: int, root: bool = False) -> Part:
+    def part(self, data: bytes, index: str, depth: int, root: bool = False,
+             default_type: str = "text/plain") -> Part:
+        """Parse one entity (headers + body) and, below it, its parts, attached messages, members."""
         self.parts += 1
         where = f"part {index}"
-        headers = self._check_headers(msg, where, root)
+        msg, body = _split_entity(data)
+        if default_type != "text/plain":
+            msg.set_default_type(default_type)
+        headers = self._check_headers(msg, "message" if root else where, root)
         for defect in msg.defects:
             self.problem("malformed", _defect_type(defect), where)
         ctype = msg.get_content_type()
@@ -214,40 +219,41 @@ class _Walker:
         children: list[Part] = []
         payload = b""
         archive = ""
-        if msg.is_multipart():
-            subparts = msg.get_payload()
+        cte = _cte(msg)
+        if ctype.startswith("multipart/") and msg.get_boundary() is None:
+            self.problem("malformed", "broken_boundary", where)
+            ctype = "text/plain"  # as the stdlib and most readers do: the body is text
+        if ctype.startswith("multipart/") or ctype in ("message/rfc822", "message/global"):
             if depth >= self.limits.max_depth:
                 self.problem("limit_exceeded", "max_mime_depth", where)
-            elif ctype == "message/rfc822" and _cte(msg) in ("base64", "quoted-printable"):
-                children.extend(self._encoded_message(msg, subparts, index, depth, where))
-            else:
-                for n, sub in enumerate(subparts if isinstance(subparts, list) else [], 1):
+            elif ctype.startswith("multipart/"):
+                child_type = "message/rfc822" if ctype == "multipart/digest" else "text/plain"
+                for n, sub in enumerate(self._split(body, msg.get_boundary() or "", where), 1):
                     if self.parts >= self.limits.max_parts:
                         self.problem("limit_exceeded", "max_parts", where)
                         break
-                    if isinstance(sub, Message):
-                        children.append(self.part(sub, f"{index}.{n}", depth + 1))
+                    children.append(self.part(sub, f"{index}.{n}", depth + 1, default_type=child_type))
+            else:
+                if cte not in ("", "7bit", "8bit", "binary"):
+                    self.problem("malformed", "encoded_message_rfc822", where)  # RFC 2046 5.2.1 forbids it
+                    body = self._decode(body, cte, where)
+                children.append(self.part(body, f"{index}.1", depth + 1))
         else:
-            payload = self._decode(msg, where)
+            payload = self._decode(body, cte, where)
             label = Part(index, ctype, filename).label
             archive, members = self._members(payload, filename, index, label, 1)
             children.extend(members)
         return Part(index, ctype, filename, charset, disposition, headers, payload, tuple(children),
                     archive=archive)
 
-    def _encoded_message(self, msg: Message, subparts, index: str, depth: int, where: str) -> list[Part]:
-        """message/rfc822 sent base64 or quoted-printable (RFC 2046 forbids it): decode, then parse."""
-        self.problem("malformed", "encoded_message_rfc822", where)
-        text = subparts[0].as_string() if isinstance(subparts, list) and subparts else ""
-        if _cte(msg) == "base64":
-            data = _strict_b64(text)
-            if data is None:
-                self.problem("malformed", "bad_base64", where)
-                data = binascii.a2b_base64(re.sub(r"[^A-Za-z0-9+/=]", "", text).encode() + b"==")
-        else:
-            data = quopri.decodestring(text.encode("utf-8", "surrogateescape"))
-        self.budget.used += len(data)
-        return [self.part(_PARSER.parsebytes(data), f"{index}.1", depth + 1)]
+    def _split(self, body: bytes, boundary: str, where: str) -> list[bytes]:
+        parts, closed = split_multipart(body, boundary)
+        if parts is None:
+            self.problem("malformed", "broken_boundary", where)
+            return []
+        if not closed:
+            self.problem("malformed", "broken_boundary", where)
+        return parts
 
     def _members(self, data: bytes, filename: str, index: str, label: str, level: int) -> tuple[str, list[Part]]:
         """The members of ``data`` if it is an archive, as child parts (origin "archive")."""
@@ -280,23 +286,24 @@ class _Walker:
                             origin="archive", container=label, archive=fmt_inner, encrypted=member.encrypted))
         return listing.format, out
 
-    def _decode(self, msg: Message, where: str) -> bytes:
-        cte = _cte(msg)
-        try:
-            if cte == "base64":
-                body = msg.get_payload(decode=False)
-                if isinstance(body, str):
-                    data = _strict_b64(body)
-                    if data is None:
-                        self.problem("malformed", "bad_base64", where)
-                        data = msg.get_payload(decode=True) or b""
-                else:
-                    data = b""
-            else:
-                data = msg.get_payload(decode=True) or b""
-        except (ValueError, LookupError, binascii.Error):
-            self.problem("malformed", "bad_transfer_encoding", where)
-            data = b""
+    def _decode(self, body: bytes, cte: str, where: str) -> bytes:
+        """Remove the transfer encoding; bad encodings are findings, and decoded as far as possible."""
+        if cte == "base64":
+            data = _strict_b64(body)
+            if data is None:
+                self.problem("malformed", "bad_base64", where)
+                data = _lenient_b64(body)
+        elif cte == "quoted-printable":
+            data = binascii.a2b_qp(body)
+        elif cte in ("x-uuencode", "uuencode", "x-uue", "uue"):
+            data = _uudecode(body)
+            if data is None:
+                self.problem("malformed", "bad_transfer_encoding", where)
+                data = body
+        else:
+            if cte not in ("", "7bit", "8bit", "binary"):
+                self.problem("malformed", "bad_transfer_encoding", where)
+            data = body
         room = self.budget.room
         if len(data) > room:
             self.problem("limit_exceeded", "max_decoded_bytes", where)
@@ -309,12 +316,100 @@ def _cte(msg: Message) -> str:
     return str(msg.get("Content-Transfer-Encoding", "")).strip().lower()
 
 
-def _strict_b64(body: str) -> bytes | None:
-    compact = "".join(body.split())
+def _strict_b64(body: bytes) -> bytes | None:
     try:
-        return binascii.a2b_base64(compact.encode("ascii"), strict_mode=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return binascii.a2b_base64(body.translate(None, b" \t\r\n"), strict_mode=True)
+    except (binascii.Error, ValueError):
         return None
+
+
+def _lenient_b64(body: bytes) -> bytes:
+    """What a forgiving reader makes of bad base64: base64 characters only, padding repaired."""
+    clean = _NOT_B64.sub(b"", body)
+    if len(clean) % 4 == 1:
+        clean = clean[:-1]
+    return binascii.a2b_base64(clean + b"=" * (-len(clean) % 4))
+
+
+def _uudecode(body: bytes) -> bytes | None:
+    lines = body.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(b"begin ")), None)
+    if start is None:
+        return None
+    out = bytearray()
+    for line in lines[start + 1:]:
+        if line.strip() in (b"end", b"`", b""):
+            if line.strip() == b"end":
+                return bytes(out)
+            continue
+        try:
+            out += binascii.a2b_uu(line)
+        except binascii.Error:
+            return None
+    return bytes(out)
+
+
+_NOT_B64 = re.compile(rb"[^A-Za-z0-9+/]")
+
+
+def _split_entity(data: bytes) -> tuple[Message, bytes]:
+    """Headers (parsed by the stdlib, defects and all) and the raw body of one entity."""
+    if data.startswith((b"\r\n", b"\n")):
+        head, body = b"", data[2 if data.startswith(b"\r\n") else 1:]
+    else:
+        crlf, lf = data.find(b"\n\r\n"), data.find(b"\n\n")
+        if crlf >= 0 and (lf < 0 or crlf < lf):
+            head, body = data[:crlf + 1], data[crlf + 3:]
+        elif lf >= 0:
+            head, body = data[:lf + 1], data[lf + 2:]
+        else:
+            head, body = data, b""
+    msg = _PARSER.parsebytes(head + b"\r\n\r\n" if head else b"\r\n", headersonly=True)
+    extra = msg.get_payload()
+    if isinstance(extra, str) and extra.strip():  # a line that is no header ended the header section early
+        body = extra.encode("ascii", "surrogateescape") + body
+    msg.set_payload(None)
+    return msg, body
+
+
+def split_multipart(body: bytes, boundary: str) -> tuple[list[bytes] | None, bool]:
+    """The entities between ``--boundary`` delimiter lines, and whether the close delimiter was seen.
+
+    A delimiter is ``--boundary`` at the start of a line, followed by optional
+    white space and the line end (RFC 2046 5.1.1); the line break before it
+    belongs to it. None if there is no delimiter at all.
+    """
+    delim = b"--" + boundary.encode("ascii", "surrogateescape")
+    parts: list[bytes] = []
+    start = -1          # where the current entity begins
+    pos = 0
+    while True:
+        pos = body.find(delim, pos)
+        if pos < 0:
+            break
+        after = pos + len(delim)
+        if pos and body[pos - 1:pos] != b"\n":
+            pos = after
+            continue
+        closing = body[after:after + 2] == b"--"
+        eol = body.find(b"\n", after)
+        rest = body[after + (2 if closing else 0):eol if eol >= 0 else len(body)]
+        if rest.strip(b" \t\r") and not closing:
+            pos = after  # "--boundaryX": not this boundary
+            continue
+        if start >= 0:
+            end = pos - 1
+            if end > start and body[end - 1:end] == b"\r":
+                end -= 1
+            parts.append(body[start:max(end, start)])
+        if closing:
+            return parts, True
+        start = eol + 1 if eol >= 0 else len(body)
+        pos = start
+    if start < 0:
+        return None, False
+    parts.append(body[start:])
+    return parts, False
 
 
 def _defect_type(defect: object) -> str:
@@ -341,8 +436,7 @@ def parse(raw: bytes, limits: ParseLimits = ParseLimits()) -> ParsedMessage:
     """Parse ``raw`` into a :class:`ParsedMessage`. Never raises on bad input."""
     walker = _Walker(limits)
     try:
-        msg = _PARSER.parsebytes(raw)
-        root = walker.part(msg, "1", 0, root=True)
+        root = walker.part(raw, "1", 0, root=True)
     except RecursionError:
         walker.problem("limit_exceeded", "max_mime_depth", "message")
         root = Part("1", "application/octet-stream", payload=raw[: limits.max_decoded_bytes])
