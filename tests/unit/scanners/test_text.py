@@ -174,3 +174,22 @@ def test_disclaimer_glued_to_the_senders_lines_keeps_those_lines():
 def test_signature_delimiter_cannot_hide_a_long_text():
     hidden = "Hi\n-- \n" + "\n".join(f"line {i} of the real message" for i in range(30))
     assert "line 29" in own_text(hidden)
+
+
+@pytest.mark.parametrize("name", ["abusive.txt", "intimidating.txt", "disparaging.txt", "contracts.txt",
+                                  "confidential.txt", "disclaimers.txt"])
+def test_lexicon_files_are_documented_and_well_formed(name):
+    from importlib import resources
+
+    from relay.scanners.data import load_lexicon
+
+    raw = resources.files("relay.scanners.data").joinpath(name).read_text(encoding="utf-8")
+    header = raw.split("\n[", 1)[0]
+    assert header.startswith("#")
+    assert "come from" in header.lower() and "chosen" in header.lower()
+    lexicon = load_lexicon(name)
+    assert lexicon and all(lexicon.values())
+    for phrases in lexicon.values():
+        for phrase in phrases:
+            assert " '" not in phrase and "(" not in phrase and "|" not in phrase, phrase
+            assert phrase == phrase.strip() and "  " not in phrase
