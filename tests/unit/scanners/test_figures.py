@@ -6,6 +6,8 @@ import asyncio
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relay.envelope import Envelope
 from relay.extract import extract
@@ -160,3 +162,14 @@ def test_large_body_is_scanned_off_the_loop_with_the_same_result(make_message):
     filler = "We discussed the timetable and the room bookings for next term.\n" * 2000   # > 64K characters
     findings = scan(make_message(body=filler + "The fee is £1,250.\n" + filler))
     assert [(f.kind, f.count) for f in findings] == [("unworded_figure", 1)]
+
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["£", "$", "US$", "€", "GBP", "EUR", "pounds", "1,250", "12.50", "0", "k", "m",
+                                 " ", "(", ")", "one", "thousand", "and", "fifty", "pence", "-", ".", ",", "%"]),
+                max_size=40))
+def test_check_figures_never_fails(pieces):
+    for kind, currency, shape in check_figures("".join(pieces)):
+        assert kind in ("unworded_figure", "figure_mismatch") and currency in ("gbp", "usd", "eur")
+        assert not any(ch.isdigit() for ch in shape)

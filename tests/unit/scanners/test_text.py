@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relay.findings import Confidence, Finding
 from relay.scanners.data import expand, parse_lexicon
@@ -193,3 +195,25 @@ def test_lexicon_files_are_documented_and_well_formed(name):
         for phrase in phrases:
             assert " '" not in phrase and "(" not in phrase and "|" not in phrase, phrase
             assert phrase == phrase.strip() and "  " not in phrase
+
+
+_PIECES = st.sampled_from(["> ", "On Tue, Bob wrote:", "\n", "\r\n", "-- ", "From: x", "Sent: y", "To: z",
+                           "confidential", "idiot", "\u0130", "\u2019", "£1,250", "(", ")", " ", "intended solely for",
+                           "_" * 12, "---------- Forwarded message ---------", "wrote:"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(_PIECES, st.text(max_size=20)), max_size=60))
+def test_own_text_and_matching_never_fail(pieces):
+    from relay.scanners.language import _MATCHER
+
+    text = "".join(pieces)
+    own = own_text(text)
+    low = fold(flatten(own))
+    for m in _MATCHER.find(low):
+        assert 0 <= m.start < m.end <= len(low) and low[m.start:m.end] == m.phrase
+
+
+def test_many_attribution_lines_stay_linear():
+    text = "On Tue, 3 Mar 2026, Bob wrote:\n> quoted\n" * 20000 + "My answer."
+    assert own_text(text).strip() == "My answer."
