@@ -108,7 +108,7 @@ async def serve(settings: Settings, shutdown_trigger: Trigger | None = None, *,
                            signer=collaborators.signer)
     state = ServerState(settings, handler, upstream, upstream.local_hostname, tls_context)
     sock = bind_socket(settings.listen, reuse_port=settings.workers > 1)
-    server = await loop.create_server(state.factory, sock=sock)
+    server = await loop.create_server(state.factory, sock=sock, backlog=512)
     metrics_server = None
     if settings.metrics is not None and not os.environ.get("RELAY_WORKER_OF"):
         metrics_server = await _start_metrics(settings, upstream)

@@ -128,10 +128,19 @@ class UpstreamSession:
         if self._smtp is None or not self.in_transaction:
             raise UpstreamUnavailable("no open transaction at the next hop")
         self.in_transaction = False
+        response = await self._command(b"DATA")
+        if response.code != 354:
+            return self._reply(response)
+        protocol = self._smtp.protocol
         try:
-            response = await self._smtp.data(message)
-        except aiosmtplib.SMTPResponseException as exc:  # SMTPDataError: a real reply
-            return self._reply(exc)
+            # Written as is: the bytes are already CRLF-clean (server.read_message refuses bare
+            # CR/LF), so only dot-stuffing is needed, done without a regex or a copy when no line
+            # starts with a dot (aiosmtplib's data() would copy the message twice).
+            if message[:1] == b".":
+                protocol.write(b".")
+            protocol.write(message.replace(b"\r\n.", b"\r\n..") if b"\r\n." in message else message)
+            protocol.write(b".\r\n" if not message or message.endswith(b"\r\n") else b"\r\n.\r\n")
+            response = await protocol.read_response(timeout=self._upstream.settings.upstream_timeout)
         except _UNAVAILABLE as exc:
             self.close()
             raise UpstreamUnavailable(f"next hop failed during DATA: {type(exc).__name__}: {exc}") from exc

@@ -130,3 +130,14 @@ def test_reply_parsing_and_rendering():
     assert replies.enhance("354 End data") == "354 End data"
     assert replies.enhance("250 2.1.5 ok") == "250 2.1.5 ok"
     assert str(replies.rejected("bad\r\nthing", "r1", "5.1")) == "550 5.7.1 bad  thing [rule r1, clause 5.1]"
+
+
+@pytest.mark.parametrize("data, expected", [
+    (b".first\r\n..second\r\n.\r\nlast\r\n", b".first\r\n..second\r\n.\r\nlast\r\n"),
+    (b"no final newline", b"no final newline\r\n"),
+    (b"", b""),
+])
+def test_deliver_dot_stuffs_and_ends_the_data_properly(make_settings, make_sink, data, expected):
+    sink = make_sink()
+    run(deliver(settings_for(make_settings, sink.port), "alice@example.org", ["bob@example.org"], data))
+    assert sink.messages[0].data == expected
