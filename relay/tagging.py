@@ -3,9 +3,9 @@
 The received bytes are never changed in place: :func:`tag` returns a new
 message in which
 
-1. every header field carrying one of the relay's own names
-   (``settings.action_header``, ``settings.rules_header``; any casing, folded
-   or not) is removed, so a sender cannot forge a verdict;
+1. every header field carrying a name the relay owns (``settings.action_header``,
+   ``settings.rules_header`` and the extra headers this verdict adds; any
+   casing, folded or not) is removed, so a sender cannot forge a verdict;
 2. ``X-Policy-Action: accept|tag`` and ``X-Policy-Rules: <ids>`` (names from
    settings), then the extra headers the verdict's :class:`TagSpec` asks for,
    are added at the top of the header section;
@@ -18,6 +18,9 @@ use the message's own line ending. Values we write are sanitised whatever the
 rules contain: control characters (CR, LF, NUL, ESC...) become spaces, the
 length is bounded, non-ASCII text becomes RFC 2047 encoded words, and lines
 are folded to 78 characters where there is whitespace (never past 998).
+
+:func:`header_edits` gives the same edits as milter operations (delete,
+insert, change), for the milter front, which cannot rewrite the bytes.
 
 Header lines are split the way Python's e-mail parser splits them (CRLF, LF or
 a bare CR ends a line), so a field hidden behind a bare CR is seen here too.
@@ -109,18 +112,35 @@ def split_head(raw: bytes) -> Head:
     return Head(tuple(fields), raw[pos:], eol)
 
 
-def _own_names(settings: Settings) -> frozenset[str]:
+def _extra_headers(verdict: Verdict | None, settings: Settings) -> list[tuple[str, str]]:
+    """The verdict's extra headers we will write: valid names, none of ours or protected."""
+    own = _relay_names(settings)
+    out = []
+    for name, value in verdict.tag.headers if verdict is not None else ():
+        name = name.strip()
+        if _VALID_NAME.fullmatch(name) and name.lower() not in own | _PROTECTED:
+            out.append((name, value))
+    return out
+
+
+def _relay_names(settings: Settings) -> frozenset[str]:
     return frozenset({settings.action_header.lower(), settings.rules_header.lower()})
 
 
-def strip_forged(raw: bytes, settings: Settings) -> bytes:
-    """``raw`` without any header field named like the relay's own headers."""
+def owned_names(settings: Settings, verdict: Verdict | None = None) -> frozenset[str]:
+    """Header names only the relay may write on this message: its action and rules
+    headers, and the extra headers the verdict adds (ours replace the client's)."""
+    return _relay_names(settings) | {name.lower() for name, _ in _extra_headers(verdict, settings)}
+
+
+def strip_forged(raw: bytes, settings: Settings, verdict: Verdict | None = None) -> bytes:
+    """``raw`` without any header field carrying a name the relay owns (:func:`owned_names`)."""
     head = split_head(raw)
-    own = _own_names(settings)
+    own = owned_names(settings, verdict)
     return head.join([f for f in head.fields if f.key not in own])
 
 
-def forged_header_indexes(raw: bytes, settings: Settings) -> list[tuple[str, int]]:
+def forged_header_indexes(raw: bytes, settings: Settings, verdict: Verdict | None = None) -> list[tuple[str, int]]:
     """(name, index) of each forged field, for a milter's ``chgheader(name, index, '')``.
 
     The index is 1-based among the fields of that name (case-insensitive), as
@@ -128,7 +148,7 @@ def forged_header_indexes(raw: bytes, settings: Settings) -> list[tuple[str, int
     name, so deleting in this order never shifts an index still to come.
     """
     head = split_head(raw)
-    own = _own_names(settings)
+    own = owned_names(settings, verdict)
     seen: dict[str, int] = {}
     out: list[tuple[str, int]] = []
     for f in head.fields:
@@ -222,29 +242,67 @@ def _prefixed_subject(fld: Field, prefix: str, eol: bytes) -> Field:
 # --------------------------------------------------------------------------- tag
 
 
-def tag(raw: bytes, verdict: Verdict, settings: Settings) -> bytes:
-    """The output copy of ``raw``: forged relay headers removed, ours added on top,
-    the verdict's extra headers and subject prefix applied. See the module doc."""
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    head: Head
+    kept: list[Field]                     # the received fields minus forged ones, subjects prefixed
+    added: list[bytes]                    # complete fields to put on top, in order
+    changed: list[tuple[int, Field]]      # (1-based Subject index, new field)
+
+
+def _plan(raw: bytes, verdict: Verdict, settings: Settings) -> _Plan:
     head = split_head(raw)
-    own = _own_names(settings)
+    own = owned_names(settings, verdict)
     eol = head.eol
     kept = [f for f in head.fields if f.key not in own]
     added = [
         render_field(settings.action_header, action_word(verdict.action), eol),
         render_field(settings.rules_header, _rule_ids(verdict), eol),
     ]
-    for name, value in verdict.tag.headers:
-        name = name.strip()
-        if _VALID_NAME.fullmatch(name) and name.lower() not in own | _PROTECTED:
-            added.append(render_field(name, value, eol))
+    added += [render_field(name, value, eol) for name, value in _extra_headers(verdict, settings)]
+    changed: list[tuple[int, Field]] = []
     prefix = clean_text(verdict.tag.subject_prefix, 200)
     if prefix:
         subjects = [i for i, f in enumerate(kept) if f.key == "subject"]
-        for i in subjects:
-            kept[i] = _prefixed_subject(kept[i], prefix, eol)
+        for n, i in enumerate(subjects, 1):
+            new = _prefixed_subject(kept[i], prefix, eol)
+            if new is not kept[i]:
+                kept[i] = new
+                changed.append((n, new))
         if not subjects:
             added.append(render_field("Subject", prefix, eol))
-    return b"".join(added) + b"".join(f.raw for f in kept) + head.rest
+    return _Plan(head, kept, added, changed)
+
+
+def tag(raw: bytes, verdict: Verdict, settings: Settings) -> bytes:
+    """The output copy of ``raw``: forged relay headers removed, ours added on top,
+    the verdict's extra headers and subject prefix applied. See the module doc."""
+    plan = _plan(raw, verdict, settings)
+    return b"".join(plan.added) + b"".join(f.raw for f in plan.kept) + plan.head.rest
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderEdits:
+    """What :func:`tag` does, as milter operations. Values are folded with LF + space."""
+
+    delete: tuple[tuple[str, int], ...]          # chgheader(name, index, "") in this order
+    insert: tuple[tuple[str, str], ...]          # insheader(0, 1, 2..., name, value): top-down order
+    change: tuple[tuple[str, int, str], ...]     # chgheader(name, index, value): the prefixed Subjects
+
+
+def _name_value(raw: bytes) -> tuple[str, str]:
+    name, _, value = raw.decode("utf-8", "replace").partition(":")
+    return name, re.sub(r"\r\n|\r|\n", "\n", value.strip(" \t\r\n"))
+
+
+def header_edits(raw: bytes, verdict: Verdict, settings: Settings) -> HeaderEdits:
+    """The milter front's form of :func:`tag`: the same edits, as header operations."""
+    plan = _plan(raw, verdict, settings)
+    return HeaderEdits(
+        delete=tuple(forged_header_indexes(raw, settings, verdict)),
+        insert=tuple(_name_value(f) for f in plan.added),
+        change=tuple((fld.name, n, _name_value(fld.raw)[1]) for n, fld in plan.changed),
+    )
 
 
 def header_domain(raw: bytes, name: str = "From") -> str:

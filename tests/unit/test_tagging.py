@@ -249,3 +249,46 @@ def test_header_domain(value, domain):
 
 def test_header_domain_without_from():
     assert header_domain(b"Subject: x\r\n" + BODY) == ""
+
+
+# --------------------------------------------------------------------------- extra headers are ours too
+
+
+def test_client_copies_of_our_extra_headers_are_replaced(settings):
+    raw = b"X-Policy-Note: all clear\r\nFrom: a@b.c\r\nx-policy-note:\r\n folded forgery\r\n" + BODY
+    v = verdict(headers=(("X-Policy-Note", "contract language"),))
+    out = tag(raw, v, settings)
+    assert parsed(out).get_all("X-Policy-Note") == ["contract language"]
+    # without that header in the verdict, the client's X-Policy-Note is just a header
+    assert tag(raw, verdict(), settings).endswith(raw)
+
+
+# --------------------------------------------------------------------------- milter form
+
+
+def test_header_edits_match_tag(settings):
+    from relay.tagging import header_edits
+
+    raw = (b"X-Policy-Action: accept\r\nFrom: a@b.c\r\nSubject: first\r\nX-Policy-Note: forged\r\n"
+           b"Subject: [EXT] second\r\nSubject: " + b"x" * 70 + b"\r\nx-policy-action:\r\n again\r\n" + BODY)
+    v = verdict(rules=("r1",), headers=(("X-Policy-Note", "long note " * 12),), prefix="[EXT]")
+    edits = header_edits(raw, v, settings)
+    assert edits.delete == (("x-policy-action", 2), ("X-Policy-Action", 1), ("X-Policy-Note", 1))
+    assert [name for name, _ in edits.insert] == ["X-Policy-Action", "X-Policy-Rules", "X-Policy-Note"]
+    assert edits.insert[:2] == (("X-Policy-Action", "tag"), ("X-Policy-Rules", "r1"))
+    note = edits.insert[2][1]
+    assert "\r" not in note and "\n " in note and note.replace("\n", "") == ("long note " * 12).strip()
+    assert edits.change == (("Subject", 1, "[EXT] first"), ("Subject", 3, "[EXT]\n " + "x" * 70))
+    # applying the edits gives what tag() writes
+    out = tag(raw, v, settings)
+    msg = parsed(out)
+    assert msg.get_all("Subject") == ["[EXT] first", "[EXT] second", "[EXT]\r\n " + "x" * 70]
+    assert msg["X-Policy-Note"].replace("\r\n", "\n") == note
+
+
+def test_header_edits_when_nothing_to_change(settings):
+    from relay.tagging import header_edits
+
+    edits = header_edits(b"From: a@b.c\r\nSubject: hi\r\n" + BODY, verdict(Action.ACCEPT, rules=()), settings)
+    assert edits.delete == () and edits.change == ()
+    assert edits.insert == (("X-Policy-Action", "accept"), ("X-Policy-Rules", ""))
