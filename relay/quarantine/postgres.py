@@ -11,7 +11,7 @@ UPDATE``) and runs ``UPDATE ... WHERE status = 'held'``: a second concurrent
 claim waits for the first to commit, then reads ``releasing`` and updates
 nothing.
 
-psycopg 3's async driver through a small pool (``psycopg_pool``); nothing
+psycopg 3's async driver through a small pool (``psycopg_pool``, 1 to 8 connections); nothing
 blocks the event loop. The schema is created or migrated on first use, under
 an advisory lock so replicas starting together do not race.
 """
@@ -31,49 +31,12 @@ from psycopg.types.json import Jsonb
 
 from relay.errors import AlreadyHandled, NotFound, StoreError, StoreUnavailable
 from relay.quarantine import store as st
+from relay.quarantine.schema import POSTGRES as _MIGRATIONS
+from relay.quarantine.schema import SCHEMA_VERSION
 
-SCHEMA_VERSION = 1
 _MIGRATION_LOCK = 0x51_7E1A_7001  # pg_advisory_xact_lock key for schema changes
 CONNECT_TIMEOUT = 10
 POOL_TIMEOUT = 15.0
-
-_MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: (
-        """CREATE TABLE held (
-            id text PRIMARY KEY,
-            held_at timestamptz NOT NULL,
-            status text NOT NULL CHECK (status IN ('held', 'releasing', 'released', 'deleted')),
-            mail_from text NOT NULL,
-            recipients jsonb NOT NULL,
-            mail_options jsonb NOT NULL,
-            client_address text NOT NULL,
-            client_name text NOT NULL,
-            helo text NOT NULL,
-            action text NOT NULL,
-            rules jsonb NOT NULL,
-            policy_version text NOT NULL,
-            findings jsonb NOT NULL,
-            subject text NOT NULL,
-            size bigint NOT NULL,
-            sha256 text NOT NULL,
-            claim_token text,
-            claimed_at timestamptz
-        )""",
-        "CREATE INDEX held_held_at ON held (held_at)",
-        "CREATE INDEX held_status ON held (status, held_at)",
-        "CREATE TABLE held_raw (id text PRIMARY KEY REFERENCES held (id) ON DELETE CASCADE, raw bytea NOT NULL)",
-        "ALTER TABLE held_raw ALTER COLUMN raw SET STORAGE EXTERNAL",  # mail rarely compresses well
-        """CREATE TABLE history (
-            seq bigserial PRIMARY KEY,
-            id text NOT NULL REFERENCES held (id) ON DELETE CASCADE,
-            at timestamptz NOT NULL,
-            actor text NOT NULL,
-            action text NOT NULL,
-            note text NOT NULL
-        )""",
-        "CREATE INDEX history_id ON history (id, seq)",
-    ),
-}
 
 
 async def _configure(conn: psycopg.AsyncConnection) -> None:
@@ -83,7 +46,7 @@ async def _configure(conn: psycopg.AsyncConnection) -> None:
 
 
 class PostgresStore:
-    def __init__(self, url: str, lease: float = 600.0, max_connections: int = 4,
+    def __init__(self, url: str, lease: float = 600.0, max_connections: int = 8,
                  timeout: float = POOL_TIMEOUT) -> None:
         self.url = url
         self.lease = lease
@@ -273,7 +236,7 @@ class PostgresStore:
         return await self._settle(claim, "held", actor, "release_failed", reason)
 
     async def _settle(self, claim: st.Claim, status: str, actor: str, action: str, note: str) -> st.HeldMessage:
-        async def run(conn) -> bool:
+        async def run(conn) -> tuple[bool, st.HeldMessage]:
             cur = await conn.execute(
                 "UPDATE held SET status = %s, claim_token = NULL, claimed_at = NULL"
                 " WHERE id = %s AND status = 'releasing' AND claim_token = %s",
@@ -282,11 +245,12 @@ class PostgresStore:
             lost = cur.rowcount != 1
             suffix = " (claim had expired and was taken over)" if lost else ""
             await self._history(conn, claim.id, actor, action, note + suffix)
-            return lost
+            return lost, await self._load(conn, claim.id)
 
-        if await self._tx(run):
+        lost, message = await self._tx(run)
+        if lost:
             raise AlreadyHandled(f"the release claim on {claim.id} expired and was taken over")
-        return await self._tx(self._load, claim.id)
+        return message
 
     async def delete(self, qid: str, actor: str, note: str = "") -> st.HeldMessage:
         return await self._tx(self._delete, st.check_id(qid), actor, note)

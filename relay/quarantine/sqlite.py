@@ -6,7 +6,9 @@ metadata row, the message bytes (a BLOB in ``held_raw``, in the same file) and
 the first history entry. SQLite fsyncs the WAL before ``COMMIT`` returns, so
 when :meth:`SqliteStore.hold` returns the message is on disk; a crash at any
 earlier moment leaves no trace of it (the sending MTA still has it and
-retries on the 4xx it gets). Keeping the bytes inside the database rather than
+retries on the 4xx it gets). Holds that arrive while a commit is in progress
+are written together by the next transaction (group commit: one fsync for
+many messages, each hold still returning only after its own COMMIT). Keeping the bytes inside the database rather than
 in files means no orphan files, no path built from an id, and one fsync per
 hold. ``secure_delete`` is on, so deleted and purged bytes are overwritten,
 and a purge checkpoints the WAL.
@@ -24,6 +26,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,48 +35,14 @@ from typing import Any, TypeVar
 
 from relay.errors import AlreadyHandled, NotFound, StoreError, StoreUnavailable
 from relay.quarantine import store as st
+from relay.quarantine.schema import SCHEMA_VERSION
+from relay.quarantine.schema import SQLITE as _MIGRATIONS
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
-
-_MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: (
-        """CREATE TABLE held (
-            id TEXT PRIMARY KEY,
-            held_at REAL NOT NULL,
-            status TEXT NOT NULL CHECK (status IN ('held', 'releasing', 'released', 'deleted')),
-            mail_from TEXT NOT NULL,
-            recipients TEXT NOT NULL,
-            mail_options TEXT NOT NULL,
-            client_address TEXT NOT NULL,
-            client_name TEXT NOT NULL,
-            helo TEXT NOT NULL,
-            action TEXT NOT NULL,
-            rules TEXT NOT NULL,
-            policy_version TEXT NOT NULL,
-            findings TEXT NOT NULL,
-            subject TEXT NOT NULL,
-            size INTEGER NOT NULL,
-            sha256 TEXT NOT NULL,
-            claim_token TEXT,
-            claimed_at REAL
-        )""",
-        "CREATE INDEX held_held_at ON held (held_at)",
-        "CREATE INDEX held_status ON held (status, held_at)",
-        "CREATE TABLE held_raw (id TEXT PRIMARY KEY REFERENCES held (id) ON DELETE CASCADE, raw BLOB NOT NULL)",
-        """CREATE TABLE history (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            id TEXT NOT NULL REFERENCES held (id) ON DELETE CASCADE,
-            at REAL NOT NULL,
-            actor TEXT NOT NULL,
-            action TEXT NOT NULL,
-            note TEXT NOT NULL
-        )""",
-        "CREATE INDEX history_id ON history (id, seq)",
-    ),
-}
+GROUP_COMMIT_MAX = 64                      # holds written by one transaction at most
+GROUP_COMMIT_BYTES = 64 * 1024 * 1024      # ... and their bytes at most
 
 
 def _ts(value: dt.datetime) -> float:
@@ -103,6 +72,8 @@ class SqliteStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quarantine-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._closed = False
+        self._pending: list[tuple[st.NewHold, bytes, asyncio.Future]] = []
+        self._pending_lock = threading.Lock()
 
     # ------------------------------------------------------------ plumbing (store thread only)
 
@@ -201,23 +172,54 @@ class SqliteStore:
     # ------------------------------------------------------------ operations
 
     async def hold(self, decision: Any, raw: bytes, recipients: Sequence[str] | None = None) -> str:
+        """Durable when it returns. Holds waiting together share one transaction (group commit):
+        each returns only after the COMMIT that wrote it, and a failed COMMIT fails them all."""
+        if self._closed:
+            raise StoreUnavailable("the quarantine store is closed")
         rec = st.record_from_decision(decision, raw, recipients)
-        await self._run(self._hold, rec, bytes(raw))
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        with self._pending_lock:
+            self._pending.append((rec, bytes(raw), done))
+        loop.run_in_executor(self._executor, self._write_pending)
+        await done
         return rec.id
 
-    def _hold(self, conn: sqlite3.Connection, rec: st.NewHold, raw: bytes) -> None:
+    def _write_pending(self) -> None:
+        """Store thread: write every waiting hold (up to a bound) in one transaction, then answer each."""
+        with self._pending_lock:
+            batch, size = [], 0
+            while self._pending and len(batch) < GROUP_COMMIT_MAX and (not batch or size < GROUP_COMMIT_BYTES):
+                batch.append(self._pending.pop(0))
+                size += len(batch[-1][1])
+        if not batch:
+            return
+        error: BaseException | None = None
+        try:
+            conn = self._connection()
+            with self._tx(conn):
+                for rec, raw, _ in batch:
+                    self._insert(conn, rec, raw)
+        except StoreError as exc:
+            error = exc
+        except Exception as exc:  # noqa: BLE001 - every holder must get an answer, whatever failed
+            error = StoreUnavailable(f"quarantine database {self.path}: {type(exc).__name__}: {exc}")
+        for _, _, done in batch:
+            with contextlib.suppress(RuntimeError):  # the holder's event loop is gone: nobody waits
+                done.get_loop().call_soon_threadsafe(_answer, done, error)
+
+    def _insert(self, conn: sqlite3.Connection, rec: st.NewHold, raw: bytes) -> None:
         at = _ts(rec.held_at)
-        with self._tx(conn):
-            conn.execute(
-                "INSERT INTO held (id, held_at, status, mail_from, recipients, mail_options, client_address,"
-                " client_name, helo, action, rules, policy_version, findings, subject, size, sha256)"
-                " VALUES (?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (rec.id, at, rec.mail_from, json.dumps(rec.recipients), json.dumps(rec.mail_options),
-                 rec.client_address, rec.client_name, rec.helo, rec.action, json.dumps(rec.rules),
-                 rec.policy_version, json.dumps(rec.findings), rec.subject, rec.size, rec.sha256),
-            )
-            conn.execute("INSERT INTO held_raw (id, raw) VALUES (?, ?)", (rec.id, raw))
-            self._history(conn, rec.id, "relay", "held", "", at)
+        conn.execute(
+            "INSERT INTO held (id, held_at, status, mail_from, recipients, mail_options, client_address,"
+            " client_name, helo, action, rules, policy_version, findings, subject, size, sha256)"
+            " VALUES (?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (rec.id, at, rec.mail_from, json.dumps(rec.recipients), json.dumps(rec.mail_options),
+             rec.client_address, rec.client_name, rec.helo, rec.action, json.dumps(rec.rules),
+             rec.policy_version, json.dumps(rec.findings), rec.subject, rec.size, rec.sha256),
+        )
+        conn.execute("INSERT INTO held_raw (id, raw) VALUES (?, ?)", (rec.id, raw))
+        self._history(conn, rec.id, "relay", "held", "", at)
 
     async def get(self, qid: str) -> st.HeldMessage:
         qid = st.check_id(qid)
@@ -390,6 +392,15 @@ class SqliteStore:
             self._conn = None
         self._closed = True
         self._executor.shutdown(wait=True)
+
+
+def _answer(done: asyncio.Future, error: BaseException | None) -> None:
+    if done.done():  # the holder was cancelled; its row may still be stored (harmless: never acknowledged)
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
 
 
 def _fsync_dir(path: Path) -> None:
