@@ -16,6 +16,8 @@ Signatures (RFC 6376, relaxed/relaxed; RFC 8463 for Ed25519) cover the
 recommended fields, List-* and the relay's own X-Policy-* fields. From,
 Subject, To, Date and the relay's fields are over-signed (listed once more
 than they occur), so none can be added after signing without breaking it.
+The message must be CRLF-clean, as the SMTP front guarantees (it refuses bare
+CR and LF): the signature covers the bytes exactly as they go out.
 
 Why not dkimpy's ``dkim.sign``: it does RSA in pure Python (``pow`` on
 2048-bit numbers, about 50-100 ms a message here) and canonicalises the body
