@@ -12,34 +12,33 @@
   No address appears in the finding.
 
 Header values arrive with RFC 2047 words already decoded, so a display name
-may hold a comma (``Smith, John <j@x>``); only entries with an ``@`` count,
-and addresses in angle brackets are collected as well, because the
-standard library's strict parser gives up on some ambiguous values.
+may hold a comma (``Smith, John <j@x>``): addresses are found by their own
+shape after quoted display names and comments are removed, which also
+handles groups (``Team: a@x, b@y;``) and folded lines. A display name that
+was an encoded word holding an address counts as one more address (over-
+rather than under-counting).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from email.utils import getaddresses
 
 from relay.findings import Confidence, Finding
 from relay.scanners import ScanContext
 
-_ANGLE = re.compile(r"<\s*([^<>\s@]+@[^<>\s@]+)\s*>")
-_ADDR = re.compile(r"^[^@\s]+@[^@\s]+$")
+# Quoted display names and comments go first, so '"a@b.org" <r@y.org>' is one address; then
+# addresses are found with one linear pattern (the stdlib parser is ~100x slower on big lists).
+_QUOTED_OR_COMMENT = re.compile(r'"(?:[^"\\]|\\.)*"|\((?:[^()\\]|\\.)*\)')  # unterminated: left as is
+_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)*")
 
 
 def header_addresses(values: Iterable[str]) -> list[str]:
     """Distinct addresses (lower case, in order) in address-list header values."""
     seen: dict[str, None] = {}
     for value in values:
-        candidates = [addr for _, addr in getaddresses([value])]
-        candidates += _ANGLE.findall(value)
-        for addr in candidates:
-            addr = addr.strip().strip("<>").strip().lower()
-            if _ADDR.match(addr):
-                seen.setdefault(addr, None)
+        for addr in _ADDRESS.findall(_QUOTED_OR_COMMENT.sub(" ", value)):
+            seen.setdefault(addr.strip(".").lower(), None)
     return list(seen)
 
 

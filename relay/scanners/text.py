@@ -297,7 +297,7 @@ _PENDING: dict[tuple[int, bool], tuple[TextChunk, threading.Event]] = {}
 _CACHE_LOCK = threading.Lock()
 _WAIT_SECONDS = 60.0
 _CACHE_MAX_ENTRIES = 16
-_CACHE_MAX_CHARS = 8 * 1024 * 1024
+_CACHE_MAX_CHARS = 4 * 1024 * 1024
 
 
 def _own_chunk(chunk: TextChunk, keep_forwarded: bool) -> OwnChunk | None:

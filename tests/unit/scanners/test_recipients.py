@@ -92,3 +92,14 @@ def test_folded_header_lines():
     raw = (b"From: alice@example.ac.uk\r\nTo: One <one@p.org>,\r\n Two <two@p.org>,\r\n\tthree@q.org\r\n"
            b"Subject: x\r\n\r\nhi\r\n")
     assert by_kind(scan(raw, ("one@p.org",)), "visible_recipients")[0].count == 3
+
+
+def test_comments_and_unterminated_quotes():
+    assert header_addresses(["r@y.org (old address x@z.org)"]) == ["r@y.org"]
+    # an unterminated quote hides nothing: its addresses still count
+    assert header_addresses(['"Smith <a@x.org>, b@y.org']) == ["a@x.org", "b@y.org"]
+
+
+def test_big_address_lists():
+    value = ", ".join(f'"Person {i}, Dept" <p{i}@firm{i % 50}.com>' for i in range(2000))
+    assert len(header_addresses([value])) == 2000
