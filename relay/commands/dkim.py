@@ -1,4 +1,5 @@
-"""``relay dkim keygen``: make a signing key and print the DNS record to publish."""
+"""``relay dkim keygen``: make a signing key and print the DNS record to publish;
+``relay dkim record``: print the records of the configured keys."""
 
 from __future__ import annotations
 
@@ -11,23 +12,36 @@ import click
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from relay.dkim import MIN_RSA_BITS, is_dns_name, normalise_domain
+from relay.cli import config_option, load_settings
+from relay.dkim import MIN_RSA_BITS, SigningKey, is_dns_name, load_key, normalise_domain
+from relay.errors import ConfigError
 
 TXT_CHUNK = 255      # longest character-string in a TXT record (RFC 1035 3.3)
 
 
-def generate(kind: str, bits: int) -> tuple[bytes, str]:
-    """(private key PEM, p= value of the DNS record) for a new key."""
-    if kind == "ed25519":
-        key = ed25519.Ed25519PrivateKey.generate()
+def public_value(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> str:
+    """The p= value of the DNS record: DER SubjectPublicKeyInfo (RSA) or the raw key (Ed25519)."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
         public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     else:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
         public = key.public_key().public_bytes(serialization.Encoding.DER,
                                                serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(public).decode("ascii")
+
+
+def generate(kind: str, bits: int) -> tuple[bytes, str]:
+    """(private key PEM, p= value of the DNS record) for a new key."""
+    key = (ed25519.Ed25519PrivateKey.generate() if kind == "ed25519"
+           else rsa.generate_private_key(public_exponent=65537, key_size=bits))
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    return pem, base64.b64encode(public).decode("ascii")
+    return pem, public_value(key)
+
+
+def record_for(key: SigningKey) -> str:
+    """The TXT record that publishes a loaded signing key."""
+    kind = "ed25519" if key.algorithm.startswith("ed25519") else "rsa"
+    return txt_record(key.domain, key.selector, kind, public_value(key.private))
 
 
 def txt_record(domain: str, selector: str, kind: str, public: str) -> str:
@@ -89,3 +103,17 @@ def keygen(domain: str, selector: str, kind: str, bits: int, out: Path | None, f
     click.echo(f"; private key written to {out} (mode 0600); settings: dkim_domain = \"{domain}\", "
                f"dkim_selector = \"{selector}\", dkim_key = \"{out}\"", err=True)
     click.echo(txt_record(domain, selector, kind, public))
+
+
+@dkim.command()
+@config_option
+def record(config_path: str | None) -> None:
+    """Print the DNS TXT record of every configured signing key (checks each key too)."""
+    settings = load_settings(config_path)
+    if not settings.signing_keys:
+        raise click.ClickException("no DKIM keys configured (dkim_domain/dkim_selector/dkim_key or [[dkim_keys]])")
+    for entry in settings.signing_keys:
+        try:
+            click.echo(record_for(load_key(entry)))
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None

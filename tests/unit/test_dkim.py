@@ -341,3 +341,20 @@ def test_outgoing_tags_then_signs_last(signer, make_settings):
     assert tagged.count(b"X-Policy-Action") == 1
     unsigned = asyncio.run(outgoing(MESSAGE, verdict, make_settings(), None))
     assert unsigned == tagged
+
+
+def test_record_prints_configured_keys(tmp_path, keydir):
+    from relay.commands.dkim import public_value
+
+    env = {"RELAY_DKIM_DOMAIN": "example.ac.uk", "RELAY_DKIM_SELECTOR": "s9",
+           "RELAY_DKIM_KEY": str(keydir / "rsa.pem"), "RELAY_CONFIG": ""}
+    result = CliRunner().invoke(dkim_command, ["record"], env=env)
+    assert result.exit_code == 0, result.output
+    key = serialization.load_pem_private_key((keydir / "rsa.pem").read_bytes(), None)
+    strings = re.findall(r'"([^"]*)"', result.stdout)
+    assert result.stdout.startswith("s9._domainkey.example.ac.uk IN TXT ")
+    assert "".join(strings) == "v=DKIM1; k=rsa; p=" + public_value(key)
+    bad = CliRunner().invoke(dkim_command, ["record"], env={**env, "RELAY_DKIM_KEY": str(tmp_path / "none.pem")})
+    assert bad.exit_code == 1 and "cannot read" in bad.output
+    none = CliRunner().invoke(dkim_command, ["record"], env={k: "" for k in env})
+    assert none.exit_code == 1 and "no DKIM keys" in none.output
