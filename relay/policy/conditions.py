@@ -42,7 +42,7 @@ class Source:
 @dataclass(frozen=True, slots=True)
 class Compiled:
     test: Test
-    finding_tests: tuple[tuple[frozenset[str], Pred | None], ...]  # positive ones only
+    finding_tests: tuple[tuple[tuple[str, ...], Pred | None], ...]  # positive ones only, kinds in file order
 
     def cite(self, ctx: EvalContext) -> tuple[Finding, ...]:
         out: list[Finding] = []
@@ -79,7 +79,7 @@ class _Compiler:
     def __init__(self, src: Source, known: Known) -> None:
         self.src = src
         self.known = known
-        self.finding_tests: list[tuple[frozenset[str], Pred | None]] = []
+        self.finding_tests: list[tuple[tuple[str, ...], Pred | None]] = []
 
     def compile(self, node: Any, path: str, line: int, positive: bool) -> Compiled:
         test = self._node(node, path, line, positive)
@@ -147,9 +147,9 @@ class _Compiler:
             need = self._int(spec["count"], f"{path}.count", spec.line_of("count"))
         pred = _and_preds(checks)
         kind_set = frozenset(kinds)
+        ordered = tuple(dict.fromkeys(kinds))  # file order: reasons list kinds in a stable order
         if positive:
-            self.finding_tests.append((kind_set, pred))
-        ordered = tuple(kinds)
+            self.finding_tests.append((ordered, pred))
 
         if pred is None and need == 1:
             if len(ordered) == 1:
@@ -228,7 +228,7 @@ class _Compiler:
             return lambda ctx: bool(ctx.lists) is want
         if key == "visible_recipients":
             need = self._int(value, path, line)
-            return lambda ctx: ctx.visible >= need
+            return lambda ctx: ctx.visible_at_least(need)
         if key == "recipients":
             need = self._int(value, path, line)
             return lambda ctx: len(ctx.envelope.rcpt_tos) >= need

@@ -114,6 +114,14 @@ class EvalContext:
             self._visible = len(seen)
         return self._visible
 
+    def visible_at_least(self, need: int) -> bool:
+        """``visible >= need``, without parsing To/Cc when they hold fewer than ``need`` '@' signs."""
+        if self._visible is _UNSET:
+            ats = sum(v.count("@") for k, v in self.message.headers if k.lower() in ("to", "cc"))
+            if ats < need:
+                return False
+        return self.visible >= need
+
     @property
     def encrypted(self) -> bool:
         if self._encrypted is _UNSET:

@@ -74,6 +74,13 @@ _FILL: dict[str, Callable[..., str]] = {
 assert set(_FILL) == set(schema.PLACEHOLDERS)
 
 
+def _safe(value: str, limit: int = _MAX_VALUE) -> str:
+    """``relay.log.clean`` with a fast path for the usual short, printable value."""
+    if len(value) <= limit and value.isprintable():
+        return value
+    return clean(value, limit)
+
+
 def compile_reason(template: str) -> Callable[..., str]:
     """A function ``(ctx, cited, rule, n_recipients) -> str`` that fills ``template``."""
     names = tuple(dict.fromkeys(schema.placeholders_in(template)))
@@ -83,7 +90,7 @@ def compile_reason(template: str) -> Callable[..., str]:
     fillers = tuple((name, _FILL[name]) for name in names)
 
     def fill(ctx: EvalContext, cited: Sequence[Finding], rule, n: int) -> str:
-        values = {name: clean(fn(ctx, cited, rule, n), _MAX_VALUE) for name, fn in fillers}
-        return clean(template.format_map(values), _MAX_REASON)
+        values = {name: _safe(fn(ctx, cited, rule, n)) for name, fn in fillers}
+        return _safe(template.format_map(values), _MAX_REASON)
 
     return fill
