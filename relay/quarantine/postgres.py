@@ -37,10 +37,13 @@ from relay.quarantine.schema import SCHEMA_VERSION
 _MIGRATION_LOCK = 0x51_7E1A_7001  # pg_advisory_xact_lock key for schema changes
 CONNECT_TIMEOUT = 10
 POOL_TIMEOUT = 15.0
+OP_TIMEOUT = 60.0        # one operation (pool wait + transaction) at most; then StoreUnavailable
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 
 
 async def _configure(conn: psycopg.AsyncConnection) -> None:
     await conn.execute("SET synchronous_commit = on")
+    await conn.execute(f"SET statement_timeout = {int(OP_TIMEOUT * 1000)}")
     await conn.execute("SET TIME ZONE 'UTC'")
     await conn.commit()
 
@@ -53,7 +56,8 @@ class PostgresStore:
         self.timeout = timeout
         self._pool = psycopg_pool.AsyncConnectionPool(
             url, min_size=1, max_size=max_connections, open=False, timeout=timeout,
-            kwargs={"connect_timeout": max(1, min(CONNECT_TIMEOUT, int(timeout))), "row_factory": dict_row},
+            kwargs={"connect_timeout": max(1, min(CONNECT_TIMEOUT, int(timeout))), "row_factory": dict_row,
+                    **KEEPALIVES},
             configure=_configure, reconnect_timeout=timeout, name="quarantine",
         )
         self._ready = False
@@ -98,10 +102,12 @@ class PostgresStore:
         """Run ``fn(conn, *args)`` in one transaction; foreign errors become StoreUnavailable."""
         await self._open()
         try:
-            async with self._pool.connection() as conn, conn.transaction():
+            async with asyncio.timeout(OP_TIMEOUT), self._pool.connection() as conn, conn.transaction():
                 return await fn(conn, *args)
         except StoreError:
             raise
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"quarantine database did not answer within {OP_TIMEOUT:.0f}s") from exc
         except psycopg_pool.PoolTimeout as exc:
             raise StoreUnavailable(f"quarantine database unreachable: {_safe(self.url)}") from exc
         except psycopg.Error as exc:

@@ -147,9 +147,12 @@ async def reveal(store: st.Store, qid: str, reviewer: str) -> tuple[st.HeldMessa
 
 
 async def export(store: st.Store, qid: str, reviewer: str) -> tuple[st.HeldMessage, bytes]:
-    """The original bytes for ``relay quarantine export``; recorded and logged like a reveal."""
+    """The original bytes for ``relay quarantine export``; recorded and logged like a reveal.
+    Bytes that no longer match their SHA-256 are refused (``relay quarantine check`` lists them)."""
     raw = await store.raw(qid)
     msg = await store.note(qid, reviewer, "export")
+    if st.sha256(raw) != msg.sha256:
+        raise StoreError(f"{msg.id}: the stored bytes do not match their SHA-256; not exported")
     _event("quarantine.export", reviewer, msg.id, msg.sha256)
     return msg, raw
 

@@ -99,12 +99,14 @@ def test_refusal_goes_back_to_held_and_corrupt_bytes_are_never_sent(tmp_path, ma
             conn.close()
             with pytest.raises(StoreError, match="SHA-256"):
                 await actions.release(store, make_settings(), qid, "rev", deliver=refuse)
+            with pytest.raises(StoreError, match="not exported"):
+                await actions.export(store, qid, "rev")
             return after, await store.get(qid), logs
 
     after, corrupt, logs = asyncio.run(go())
     assert after.status == "held" and "554 5.7.1 policy says no" in after.history[-1].note
     assert [e["event"] for e in logs] == ["quarantine.release_failed"]
-    assert corrupt.status == "held" and "SHA-256" in corrupt.history[-1].note
+    assert corrupt.status == "held" and "SHA-256" in corrupt.history[-2].note  # then the refused export
     assert len(sent) == 1
 
 
