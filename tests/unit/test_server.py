@@ -21,6 +21,7 @@ from relay.organisation import Organisation
 from relay.pipeline import Pipeline
 from relay.serving import Collaborators, serve
 from relay.verdict import Action, RuleMatch, Verdict
+from tests.fixtures.smtp import self_signed, server_context
 
 MSG = (b"From: alice@example.org\r\nTo: bob@example.org\r\nSubject: hi\r\nMessage-ID: <m1@example.org>\r\n\r\n"
        b"Hello Bob.\r\n")
@@ -563,26 +564,11 @@ def test_data_timeout_closes_with_421_and_forwards_nothing(make_settings, make_s
 
 
 def test_starttls_offered_and_working_when_configured(make_settings, make_sink, tmp_path):
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
-    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                         serialization.NoEncryption()))
+    cert, key = self_signed(tmp_path, "relay.test")
     sink = make_sink()
 
     async def go():
-        async with relay(make_settings, sink.port, tls_cert=str(tmp_path / "cert.pem"),
-                         tls_key=str(tmp_path / "key.pem")) as port:
+        async with relay(make_settings, sink.port, tls_cert=str(cert), tls_key=str(key)) as port:
             smtp = await client(port, validate_certs=False)
             offered = smtp.supports_extension("starttls")
             await smtp.starttls()
@@ -593,6 +579,32 @@ def test_starttls_offered_and_working_when_configured(make_settings, make_sink, 
 
     assert run(go()) is True
     assert [m.data for m in sink.messages] == [MSG]
+
+
+@pytest.mark.parametrize("verify, delivered", [(False, True), (True, False)])
+def test_starttls_to_the_next_hop_when_offered(make_settings, make_sink, tmp_path, verify, delivered):
+    sink = make_sink(tls_context=server_context(*self_signed(tmp_path)))
+
+    async def go():
+        async with relay(make_settings, sink.port, upstream_tls="opportunistic", upstream_tls_verify=verify) as port:
+            return await _send(port, ["bob@example.org"]) if delivered else await _mail_reply(port)
+
+    answer = run(go())
+    if delivered:
+        assert answer[0] == 250 and sink.handler.tls_transactions == 1
+    else:                                   # a self-signed certificate fails verification: 4xx, nothing sent
+        assert answer.code == 451 and sink.messages == []
+
+
+async def _mail_reply(port: int):
+    smtp = await client(port)
+    try:
+        await smtp.mail("alice@example.org")
+    except aiosmtplib.SMTPSenderRefused as exc:
+        return exc
+    finally:
+        await smtp.quit()
+    raise AssertionError("MAIL was accepted")
 
 
 def test_upstream_tls_required_but_not_offered_is_4xx(make_settings, make_sink):
@@ -688,3 +700,34 @@ def test_read_message_refusals_read_to_the_real_end(body, expected):
 
     data, problem, rest = asyncio.run(go())
     assert data == b"" and problem.status == expected and rest == b"QUIT\r\n"
+
+
+def test_shutdown_tells_idle_sessions_421_and_lets_busy_ones_finish(make_settings, make_sink):
+    sink = make_sink(data_delay=1.0)
+
+    async def go():
+        settings = make_settings(upstream=f"127.0.0.1:{sink.port}", hostname="relay.test", upstream_tls="off",
+                                 shutdown_grace=10).replace(listen=HostPort("127.0.0.1", 0))
+        stop = asyncio.Event()
+        bound = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(serve(settings, stop.wait, pipeline=Pipeline(settings, FakePolicy(), []),
+                                         collaborators=Collaborators(), ready=bound.set_result))
+        _, port = await bound
+        idle = await client(port)
+        busy = await client(port)
+        await busy.mail("alice@example.org")
+        await busy.rcpt("bob@example.org")
+        sending = asyncio.create_task(busy.data(MSG))
+        while "DATA" not in sink.handler.commands:
+            await asyncio.sleep(0.01)
+        stop.set()
+        answer = await sending
+        with pytest.raises(aiosmtplib.SMTPServerDisconnected):
+            await idle.noop()
+        await asyncio.wait_for(task, 20)
+        idle.close()
+        busy.close()
+        return answer
+
+    answer = run(go())
+    assert answer.code == 250 and len(sink.messages) == 1
