@@ -50,8 +50,6 @@ from relay.errors import ConfigError
 from relay.tagging import Field, header_domain, split_head, tag
 from relay.verdict import Verdict
 
-log = structlog.get_logger("relay.dkim")
-
 MIN_RSA_BITS = 2048
 
 SIGNED = (
@@ -104,8 +102,12 @@ def load_key(entry: DkimKey) -> SigningKey:
     where = f"DKIM key {entry.key} (domain {entry.domain!r}, selector {entry.selector!r})"
     try:
         data = entry.key.read_bytes()
+        mode = entry.key.stat().st_mode
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read: {exc.strerror}") from None
+    if mode & 0o077:
+        structlog.get_logger("relay.dkim").warning("dkim.key_readable_by_others", path=str(entry.key),
+                                                   mode=oct(mode & 0o777))
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:

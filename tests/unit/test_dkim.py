@@ -358,3 +358,15 @@ def test_record_prints_configured_keys(tmp_path, keydir):
     assert bad.exit_code == 1 and "cannot read" in bad.output
     none = CliRunner().invoke(dkim_command, ["record"], env={k: "" for k in env})
     assert none.exit_code == 1 and "no DKIM keys" in none.output
+
+
+def test_key_readable_by_others_is_warned_about(make_settings, tmp_path, keydir):
+    from structlog.testing import capture_logs
+
+    path = tmp_path / "open.pem"
+    path.write_bytes((keydir / "ed.pem").read_bytes())
+    for mode, warned in ((0o644, True), (0o600, False)):
+        path.chmod(mode)
+        with capture_logs() as logs:
+            Signer.from_settings(make_settings(dkim_domain="example.ac.uk", dkim_selector="s", dkim_key=str(path)))
+        assert [e["event"] for e in logs] == (["dkim.key_readable_by_others"] if warned else []), mode
