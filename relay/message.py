@@ -15,7 +15,6 @@ import email.header
 import email.parser
 import email.policy
 import mimetypes
-import quopri
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -194,12 +193,15 @@ class _Walker:
                 self.problem("malformed", "duplicate_header", f"{where} header {name}")
         return tuple(headers)
 
-    def part(self, data: bytes, index: str, depth: int, root: bool = False,
+    def part(self, buf: bytes, start: int, end: int, index: str, depth: int, root: bool = False,
              default_type: str = "text/plain") -> Part:
-        """Parse one entity (headers + body) and, below it, its parts, attached messages, members."""
+        """Parse the entity ``buf[start:end]`` (headers + body) and, below it, its parts and members.
+
+        Entities are offsets into one buffer: nesting copies nothing but leaf bodies.
+        """
         self.parts += 1
         where = f"part {index}"
-        msg, body = _split_entity(data)
+        msg, buf, start, end = _split_entity(buf, start, end)
         if default_type != "text/plain":
             msg.set_default_type(default_type)
         headers = self._check_headers(msg, "message" if root else where, root)
@@ -224,30 +226,34 @@ class _Walker:
             self.problem("malformed", "broken_boundary", where)
             ctype = "text/plain"  # as the stdlib and most readers do: the body is text
         if ctype.startswith("multipart/") or ctype in ("message/rfc822", "message/global"):
+            if cte not in ("", "7bit", "8bit", "binary") and ctype.startswith("multipart/"):
+                self.problem("malformed", "bad_transfer_encoding", where)  # RFC 2045 6.4
             if depth >= self.limits.max_depth:
                 self.problem("limit_exceeded", "max_mime_depth", where)
             elif ctype.startswith("multipart/"):
                 child_type = "message/rfc822" if ctype == "multipart/digest" else "text/plain"
-                for n, sub in enumerate(self._split(body, msg.get_boundary() or "", where), 1):
+                spans = self._split(buf, start, end, msg.get_boundary() or "", where)
+                for n, (s, e) in enumerate(spans, 1):
                     if self.parts >= self.limits.max_parts:
                         self.problem("limit_exceeded", "max_parts", where)
                         break
-                    children.append(self.part(sub, f"{index}.{n}", depth + 1, default_type=child_type))
+                    children.append(self.part(buf, s, e, f"{index}.{n}", depth + 1, default_type=child_type))
+            elif cte not in ("", "7bit", "8bit", "binary"):
+                self.problem("malformed", "encoded_message_rfc822", where)  # RFC 2046 5.2.1 forbids it
+                inner = self._decode(buf[start:end], cte, where)
+                children.append(self.part(inner, 0, len(inner), f"{index}.1", depth + 1))
             else:
-                if cte not in ("", "7bit", "8bit", "binary"):
-                    self.problem("malformed", "encoded_message_rfc822", where)  # RFC 2046 5.2.1 forbids it
-                    body = self._decode(body, cte, where)
-                children.append(self.part(body, f"{index}.1", depth + 1))
+                children.append(self.part(buf, start, end, f"{index}.1", depth + 1))
         else:
-            payload = self._decode(body, cte, where)
+            payload = self._decode(buf[start:end], cte, where)
             label = Part(index, ctype, filename).label
             archive, members = self._members(payload, filename, index, label, 1)
             children.extend(members)
         return Part(index, ctype, filename, charset, disposition, headers, payload, tuple(children),
                     archive=archive)
 
-    def _split(self, body: bytes, boundary: str, where: str) -> list[bytes]:
-        parts, closed = split_multipart(body, boundary)
+    def _split(self, buf: bytes, start: int, end: int, boundary: str, where: str) -> list[tuple[int, int]]:
+        parts, closed = split_multipart(buf, boundary, start, end)
         if parts is None:
             self.problem("malformed", "broken_boundary", where)
             return []
@@ -352,64 +358,69 @@ def _uudecode(body: bytes) -> bytes | None:
 _NOT_B64 = re.compile(rb"[^A-Za-z0-9+/]")
 
 
-def _split_entity(data: bytes) -> tuple[Message, bytes]:
-    """Headers (parsed by the stdlib, defects and all) and the raw body of one entity."""
-    if data.startswith((b"\r\n", b"\n")):
-        head, body = b"", data[2 if data.startswith(b"\r\n") else 1:]
+def _split_entity(buf: bytes, start: int, end: int) -> tuple[Message, bytes, int, int]:
+    """The headers of ``buf[start:end]`` (parsed by the stdlib, defects and all) and its body's span."""
+    if buf.startswith(b"\r\n", start, end):
+        head, body = b"", start + 2
+    elif buf.startswith(b"\n", start, end):
+        head, body = b"", start + 1
     else:
-        crlf, lf = data.find(b"\n\r\n"), data.find(b"\n\n")
+        crlf, lf = buf.find(b"\n\r\n", start, end), buf.find(b"\n\n", start, end)
         if crlf >= 0 and (lf < 0 or crlf < lf):
-            head, body = data[:crlf + 1], data[crlf + 3:]
+            head, body = buf[start:crlf + 1], crlf + 3
         elif lf >= 0:
-            head, body = data[:lf + 1], data[lf + 2:]
+            head, body = buf[start:lf + 1], lf + 2
         else:
-            head, body = data, b""
+            head, body = buf[start:end], end
     msg = _PARSER.parsebytes(head + b"\r\n\r\n" if head else b"\r\n", headersonly=True)
     extra = msg.get_payload()
-    if isinstance(extra, str) and extra.strip():  # a line that is no header ended the header section early
-        body = extra.encode("ascii", "surrogateescape") + body
     msg.set_payload(None)
-    return msg, body
+    if isinstance(extra, str) and extra.strip():  # a line that is no header ended the header section early
+        rebuilt = extra.encode("ascii", "surrogateescape") + buf[body:end]
+        return msg, rebuilt, 0, len(rebuilt)
+    return msg, buf, body, end
 
 
-def split_multipart(body: bytes, boundary: str) -> tuple[list[bytes] | None, bool]:
-    """The entities between ``--boundary`` delimiter lines, and whether the close delimiter was seen.
+def split_multipart(buf: bytes, boundary: str, start: int = 0, end: int | None = None,
+                    ) -> tuple[list[tuple[int, int]] | None, bool]:
+    """Spans of the entities between ``--boundary`` delimiter lines in ``buf[start:end]``, and
+    whether the close delimiter was seen; None if there is no delimiter at all.
 
     A delimiter is ``--boundary`` at the start of a line, followed by optional
     white space and the line end (RFC 2046 5.1.1); the line break before it
-    belongs to it. None if there is no delimiter at all.
+    belongs to it.
     """
+    end = len(buf) if end is None else end
     delim = b"--" + boundary.encode("ascii", "surrogateescape")
-    parts: list[bytes] = []
-    start = -1          # where the current entity begins
-    pos = 0
+    spans: list[tuple[int, int]] = []
+    first = -1          # where the current entity begins
+    pos = start
     while True:
-        pos = body.find(delim, pos)
+        pos = buf.find(delim, pos, end)
         if pos < 0:
             break
         after = pos + len(delim)
-        if pos and body[pos - 1:pos] != b"\n":
+        if pos > start and buf[pos - 1] != 0x0A:
             pos = after
             continue
-        closing = body[after:after + 2] == b"--"
-        eol = body.find(b"\n", after)
-        rest = body[after + (2 if closing else 0):eol if eol >= 0 else len(body)]
-        if rest.strip(b" \t\r") and not closing:
-            pos = after  # "--boundaryX": not this boundary
+        closing = buf.startswith(b"--", after, end)
+        eol = buf.find(b"\n", after, end)
+        line_end = eol if eol >= 0 else end
+        if not closing and buf[after:line_end].strip(b" \t\r"):
+            pos = after  # "--boundaryX": another boundary
             continue
-        if start >= 0:
-            end = pos - 1
-            if end > start and body[end - 1:end] == b"\r":
-                end -= 1
-            parts.append(body[start:max(end, start)])
+        if first >= 0:
+            stop = pos - 1 if pos > first else first
+            if stop > first and buf[stop - 1] == 0x0D:
+                stop -= 1
+            spans.append((first, stop))
         if closing:
-            return parts, True
-        start = eol + 1 if eol >= 0 else len(body)
-        pos = start
-    if start < 0:
+            return spans, True
+        first = pos = line_end + 1 if eol >= 0 else end
+    if first < 0:
         return None, False
-    parts.append(body[start:])
-    return parts, False
+    spans.append((first, end))
+    return spans, False
 
 
 def _defect_type(defect: object) -> str:
@@ -436,7 +447,7 @@ def parse(raw: bytes, limits: ParseLimits = ParseLimits()) -> ParsedMessage:
     """Parse ``raw`` into a :class:`ParsedMessage`. Never raises on bad input."""
     walker = _Walker(limits)
     try:
-        root = walker.part(raw, "1", 0, root=True)
+        root = walker.part(raw, 0, len(raw), "1", 0, root=True)
     except RecursionError:
         walker.problem("limit_exceeded", "max_mime_depth", "message")
         root = Part("1", "application/octet-stream", payload=raw[: limits.max_decoded_bytes])

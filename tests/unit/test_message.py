@@ -218,3 +218,32 @@ def test_base64_attachment_round_trip_is_exact():
     raw = samples.message([("blob.bin", data, "application/octet-stream")])
     assert by_name(parse(raw), "blob.bin").payload == data
     assert base64.b64encode(data)[:20] in raw
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["a.bin", "b.txt", "c.pdf", ""]), st.binary(max_size=3000),
+                          st.sampled_from(["application/octet-stream", "text/plain", "image/png"])),
+                max_size=6),
+       st.text(max_size=500), st.booleans())
+def test_leaves_agree_with_the_stdlib_on_well_formed_mail(attachments, body, lf_only):
+    import email
+    import email.policy
+
+    from email.message import EmailMessage
+    msg = EmailMessage()
+    msg["From"] = "a@example.org"
+    msg["Subject"] = "s"
+    msg.set_content(body)
+    for name, data, mime in attachments:
+        maintype, _, subtype = mime.partition("/")
+        if maintype == "text":
+            msg.add_attachment(data.decode("latin-1"), subtype=subtype, filename=name or None)
+        else:
+            msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name or None)
+    raw = msg.as_bytes(policy=email.policy.SMTP)
+    if lf_only:
+        raw = raw.replace(b"\r\n", b"\n")
+    ours = [(p.content_type, p.payload) for p in parse(raw).leaves()]
+    theirs = [(p.get_content_type(), p.get_payload(decode=True) or b"")
+              for p in email.message_from_bytes(raw, policy=email.policy.compat32).walk() if not p.is_multipart()]
+    assert ours == theirs
