@@ -34,6 +34,7 @@ MESSAGE = (b"From: Alice <alice@example.ac.uk>\r\nTo: bob@example.org\r\nSubject
 def write_key(path, key, password=None):
     algo = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
     path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, algo))
+    path.chmod(0o600)
     return path
 
 
