@@ -147,6 +147,7 @@ def own_text(text: str, *, keep_forwarded: bool = False, keep_disclaimers: bool 
 # ---------------------------------------------------------------- disclaimers
 
 _PARAGRAPHS = re.compile(r"\n[ \t]*\n")
+_DISCLAIMER_WINDOW = 8192
 
 
 def strip_disclaimers(text: str) -> str:
@@ -154,8 +155,14 @@ def strip_disclaimers(text: str) -> str:
 
     A paragraph is a disclaimer when it holds one strong cue ("intended solely
     for the use of") or two different weak ones ("confidential" + "notify the
-    sender"). Cues are in ``data/disclaimers.txt``.
+    sender"). Cues are in ``data/disclaimers.txt``. Only the last
+    ``_DISCLAIMER_WINDOW`` characters are examined: a sender's disclaimer ends
+    their own words (quoted originals, with theirs, are already gone).
     """
+    if len(text) > _DISCLAIMER_WINDOW:
+        sep = _PARAGRAPHS.search(text, len(text) - _DISCLAIMER_WINDOW)
+        if sep is not None:
+            return text[:sep.end()] + strip_disclaimers(text[sep.end():])
     paras = _PARAGRAPHS.split(text)
     # One automaton pass over all paragraphs, each flattened, joined by "\n" (which flatten removes).
     flats = [fold(flatten(p)) for p in paras]
@@ -303,6 +310,8 @@ _CACHE_MAX_CHARS = 4 * 1024 * 1024
 def _own_chunk(chunk: TextChunk, keep_forwarded: bool) -> OwnChunk | None:
     """The memoised :func:`_prepare`. The global lock guards the dict only; a chunk being
     prepared by one scanner is awaited by the others (same message), never by other messages."""
+    if keep_forwarded and "orward" not in chunk.text:
+        keep_forwarded = False   # no forwarded message: both views are the same, share one
     key = (id(chunk), keep_forwarded)   # the cache holds the chunk, so its id is not reused meanwhile
     with _CACHE_LOCK:
         hit = _CACHE.get(key)

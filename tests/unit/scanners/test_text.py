@@ -152,9 +152,12 @@ def test_own_chunks_prepared_once_and_shared_between_threads():
     first = results[0][0]
     assert all(r[0] is first for r in results)
     assert "theirs" not in first.flat and first.flat.startswith("Mine. Mine.")
-    # forwarded-keeping preparation is a different view of the same chunk
-    kept = next(c for c in own_chunks(ctx, keep_forwarded=True) if c.source == "body")
-    assert kept is not first and kept.flat == first.flat
+    # with no forwarded message in the text, the forwarded-keeping view is the same object
+    assert next(c for c in own_chunks(ctx, keep_forwarded=True) if c.source == "body") is first
+    fwd = _ctx("Mine.\r\n---------- Forwarded message ---------\r\nTheirs.")
+    plain = next(c for c in own_chunks(fwd) if c.source == "body")
+    kept = next(c for c in own_chunks(fwd, keep_forwarded=True) if c.source == "body")
+    assert (plain.flat, kept.flat) == ("Mine.", "Mine. Theirs.")
 
 
 def test_own_chunks_views_of_equal_text_in_different_messages_are_independent():
@@ -217,3 +220,11 @@ def test_own_text_and_matching_never_fail(pieces):
 def test_many_attribution_lines_stay_linear():
     text = "On Tue, 3 Mar 2026, Bob wrote:\n> quoted\n" * 20000 + "My answer."
     assert own_text(text).strip() == "My answer."
+
+
+def test_disclaimer_at_the_end_of_a_long_text():
+    body = "Our own words about the project plan.\n\n" * 400
+    text = body + ("This email and any attachments are confidential and intended solely for the use of the "
+                   "addressee. If you are not the intended recipient please notify the sender.")
+    out = strip_disclaimers(text)
+    assert "intended solely" not in out and out.startswith(body[:200]) and len(out) >= len(body) - 2
