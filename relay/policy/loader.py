@@ -55,6 +55,14 @@ def parse_policy(data: bytes | str, path: str = "<policy>") -> Policy:
     return Policy(_Builder(path).build(tree, version))
 
 
+def _covered(pattern: str, earlier: tuple[str, ...]) -> bool:
+    """True if every sender ``pattern`` matches is matched by a plain domain in ``earlier`` first."""
+    domain = pattern.rpartition("@")[2]
+    if any(c in domain for c in "*?["):
+        return False
+    return any(not any(c in d for c in "@*?[") and (domain == d or domain.endswith("." + d)) for d in earlier)
+
+
 class _Builder:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -144,6 +152,11 @@ class _Builder:
                     pats.append(p)
                 if not pats:
                     raise self.fail(gline, gwhere, "expected at least one pattern")
+                for earlier, covered in groups.items():
+                    if all(_covered(p, covered) for p in pats):
+                        raise self.fail(gline, gwhere, f"can never match: every pattern is covered by group {earlier!r} "
+                                        "listed before it (a sender is in the first group that matches; "
+                                        "list narrower groups first)")
                 groups[gname] = tuple(pats)
         lists = []
         if "distribution_lists" in node:

@@ -122,6 +122,11 @@ BAD = [
     (ORG.replace("[example.ac.uk]", "[]") + "rules:\n  - x\n", 3, r"internal_domains: expected at least one domain"),
     (ORG.replace("[example.ac.uk]", "['not a domain']") + "rules:\n  - x\n", 3, r"expected a domain name"),
     (ORG.replace("    staff:", "    none:") + "rules: []\n", 7, r"groups.none: expected a group name"),
+    (ORG.replace("    students: [students.example.ac.uk]\n", "").replace("    staff: [example.ac.uk]\n",
+     "    staff: [example.ac.uk]\n    students: [students.example.ac.uk]\n") + "rules:\n  - x\n", 7,
+     r"groups.students: can never match: every pattern is covered by group 'staff' listed before it"),
+    (ORG.replace('"contractor.*@example.ac.uk"', "'c@students.example.ac.uk', '*@x.students.example.ac.uk'")
+     + "rules:\n  - x\n", 6, r"groups.contractors: can never match: every pattern is covered by group 'students'"),
     (ORG.replace("[all-staff@example.ac.uk]", "[all-staff]") + "rules:\n  - x\n", 8, r"distribution_lists: expected an address"),
     (ORG + "defaults: {action: allow}\n" + "rules:\n  - x\n", 9, r"defaults.action: expected one of: accept, tag, hold, tempfail, reject"),
     (ORG + "defaults: {scanner_failure: accept}\n" + "rules:\n  - x\n", 9, r"defaults.scanner_failure: expected one of: tempfail, hold, reject"),
