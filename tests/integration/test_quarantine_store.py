@@ -267,10 +267,11 @@ def test_malformed_ids_are_refused_before_any_use(quarantine_url, make_decision,
                 with pytest.raises(NotFound, match="not a quarantine id") as info:
                     await op(bad)
                 assert len(str(info.value)) < 200
-            return [r.id for r in await store.list()], await store.check()
+            return qid, [r.id for r in await store.list()], await store.check(), await store.get(qid)
 
-    left, problems = run(go())
-    assert len(left) == 1 and problems == []
+    qid, left, problems, msg = run(go())
+    assert left == [qid] and problems == []
+    assert msg.status == "held" and [h.action for h in msg.history] == ["held"]
 
 
 def test_unknown_well_formed_id(quarantine_url):
