@@ -182,6 +182,8 @@ def main() -> None:
     mail("personal-data-mixed", STAFF, f"{EXT}, {INT}", "Payroll change", pd_body)
     mail("personal-data-internal", STAFF, INT, "Clinic referral",
          f"Hi Carol,\n\nFor the referral, the student's NHS number: {nhs[:3]} {nhs[3:6]} {nhs[6:]}." + bye)
+    mail("student-number-external", STAFF, EXT, "Placement",
+         hi + "For the placement paperwork, her student number is S1234567." + bye)  # the policy's custom detector
     mail("special-category-external", STAFF, EXT, "Exam arrangements",
          hi + "Mr Patel has been diagnosed with epilepsy and will need a separate room for the exam." + bye)
     mail("credential-external", STAFF, EXT, "Portal access",
