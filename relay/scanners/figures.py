@@ -5,9 +5,10 @@ expensive clerical errors." A money amount is a figure with a currency:
 ``£1,250``, ``$3.5m``, ``€12.50``, ``GBP 1,250``, ``1,250 EUR``,
 ``1,250 pounds``. Its words may follow (``£1,250 (one thousand two hundred
 and fifty pounds)``, ``£12.50 - twelve pounds fifty``) or come before
-(``one thousand pounds (£1,000)``). Words count only when they are in
-brackets next to the figure or name a currency themselves, so "£5, two of
-which..." is an unworded figure, not a mismatch.
+(``one thousand pounds (£1,000)``). Words count only when they fill the
+brackets next to the figure, or name a currency themselves: "£5, two of
+which..." and "£10 (five to ten pounds per head)" are unworded figures, not
+mismatches.
 
 * no words: ``unworded_figure`` (type gbp, usd or eur);
 * words that do not give the same amount: ``figure_mismatch``.

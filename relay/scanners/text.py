@@ -277,16 +277,22 @@ class OwnChunk:
     low: str             # fold(flat): same length, lower case
 
 
+_REPLY_SUBJECT = re.compile(r"\s*(?:(?:re|fwd?|aw|wg|sv|vs|antw|tr|rif)\s*(?:\[\d+\])?\s*:\s*)+", re.I)
+
+
 def own_chunks(ctx: ScanContext, sources: tuple[str, ...] = ("body", "header", "attachment"),
                *, keep_forwarded: bool = False) -> Iterator[OwnChunk]:
     """The extracted chunks of ``sources``, reduced to the sender's own words (see :func:`own_text`).
 
     Quote stripping applies to the body only: an attached document has no
-    reply quoting, and the subject is one line. The result per chunk is
-    memoised (a small bounded cache keyed by the chunk object), so the four
+    reply quoting. A subject starting "Re:" or "Fwd:" repeats someone else's
+    subject and is skipped, unless ``keep_forwarded``. The result per chunk
+    is memoised (a small bounded cache keyed by the chunk object), so the
     content scanners reading one message prepare its text once.
     """
     for chunk in ctx.extraction.chunks:
+        if chunk.source == "header" and not keep_forwarded and _REPLY_SUBJECT.match(chunk.text):
+            continue
         if chunk.source in sources and chunk.text:
             own = _own_chunk(chunk, keep_forwarded)
             if own is not None:

@@ -106,3 +106,8 @@ def test_outlook_sensitivity_header(make_message):
     findings = scan(make_message(headers={"Sensitivity": "Company-Confidential"}))
     assert [(f.type, f.where) for f in findings] == [("marker", "header Sensitivity")]
     assert scan(make_message(headers={"Sensitivity": "Normal"})) == []
+
+
+def test_marker_in_reply_subject_still_marks_the_thread(make_message):
+    findings = scan(make_message(subject="RE: CONFIDENTIAL - restructuring", body="Noted."))
+    assert [(f.where, f.confidence) for f in findings] == [("header Subject", Confidence.HIGH)]

@@ -108,3 +108,12 @@ def test_html_reply_quote_is_not_counted(make_message):
     assert scan(raw) == []
     rude = raw.replace(b"Noted, thank you.", b"You moron.")
     assert [f.type for f in scan(rude)] == ["abusive"]
+
+
+@pytest.mark.parametrize("subject", ["Re: you idiot", "RE: Fwd: you idiot", "AW: you idiot", "Re[2]: you idiot"])
+def test_reply_subject_repeats_someone_elses_words(make_message, subject):
+    assert scan(make_message(subject=subject, body="Please do not write like that.")) == []
+
+
+def test_own_subject_counts(make_message):
+    assert [f.where for f in scan(make_message(subject="Regarding: you idiot", body="x"))] == ["header Subject"]
