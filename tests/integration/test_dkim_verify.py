@@ -356,6 +356,6 @@ def test_keygen_record_verifies_its_signatures(tmp_path, make_message, kind, bit
     verify = Verifiers(tmp_path, {name: value})
     passes(verify.all(out, ed25519=kind == "ed25519"), "fresh.example", "k1")
     (tmp_path / "other").mkdir()
-    _, _, other = keygen(tmp_path / "other", "fresh.example", "k1", kind, bits)   # another key's record
+    _, _, other = keygen(tmp_path / "other", "fresh.example", "k1", kind)   # another key's record
     for verifier, sigs in Verifiers(tmp_path, {name: other}).all(out, ed25519=kind == "ed25519").items():
         assert sigs and sigs[0] == ("fresh.example", "k1", "fail"), verifier
