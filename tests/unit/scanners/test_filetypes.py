@@ -119,3 +119,10 @@ class _Ctx:
 
 def _ctx(message):
     return _Ctx(message)
+
+
+def test_executables_in_bodies_are_found_and_text_is_not_one():
+    pe = Part("1.1", "text/plain", payload=samples.testfile("clam.exe"))
+    assert {(f.kind, f.type) for f in check_part(pe)} == {("executable", "pe"), ("type_mismatch", "pe")}
+    text = Part("1.1", "text/plain", payload=b"MZ Smith wrote: " + b"x" * 200)
+    assert check_part(text) == []
