@@ -39,6 +39,7 @@ def body_findings(make_message, text):
     ("Stop being a wanker.", "abusive", Confidence.HIGH),
     ("What a bloody mess.", "abusive", Confidence.LOW),
     ("Between you and me, he is leaving.", "disparaging", Confidence.LOW),
+    ("What the f*ck happened to the budget?", "abusive", Confidence.MEDIUM),
 ])
 def test_categories_and_confidence(make_message, text, category, confidence):
     findings = body_findings(make_message, f"Hi,\n\n{text}\n\nAlice\n")
