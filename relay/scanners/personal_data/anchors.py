@@ -1,4 +1,4 @@
-"""Word anchors in one pass: special-category terms, credential and date-of-birth keywords.
+"""Word anchors in one pass: special-category terms, credential, date-of-birth and sign-off words.
 
 All anchors are literal and case-insensitive, so one multi-literal matcher
 finds them all: Hyperscan (``hyperscan``, Intel's multi-pattern engine) when
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import threading
 
-from . import credentials, dob, special_category
+from . import contacts, credentials, dob, special_category
 
 try:  # optional accelerator
     import hyperscan
@@ -31,6 +31,7 @@ def _entries() -> list[tuple[str, str, str]]:
     out += [(a, "generic", "") for a in credentials.GENERIC_ANCHORS]
     out += [("-----begin", "key", "")]
     out += [(a, "dob", "") for a in dob.ANCHORS]
+    out += [(a, "signoff", "") for a in contacts.SIGN_OFF_ANCHORS]
     seen, unique = set(), []
     for word, family, category in out:
         if (word, family) not in seen:

@@ -20,7 +20,7 @@ from .validators import iban_ok, is_placeholder
 
 IBAN_WORDS = words(["iban", "bank", "account", "bank details", "payment", "bic", "swift", "transfer"])
 BANK_WORDS = words(["sort code", "sortcode", "account", "account number", "account no", "acc no",
-                    "acct", "a/c", "bank", "bank details", "bank account", "building society", "s/c"])
+                    "acct", "acc", "a/c", "bank", "bank details", "bank account", "building society", "s/c"])
 TEST_IBANS = frozenset(load_lines("test_ibans.txt"))
 _ACCOUNT = re.compile(r"(?<![0-9])(?<![0-9][ \-])(?:[0-9]{8}|[0-9]{4} [0-9]{4})(?![0-9]|[ \-][0-9])")
 

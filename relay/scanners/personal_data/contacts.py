@@ -36,10 +36,10 @@ BULK_ANYWAY = 10
 
 _SIGN_OFF = re.compile(
     r"^[ \t>]*(?:--|(?:(?:kind|best|warm|warmest|many)[ \t]+)?(?:regards|wishes|thanks)|thank you|cheers"
-    r"|(?:yours[ \t]+)?(?:sincerely|faithfully|truly)|best|all the best|speak soon|ta)"
+    r"|(?:yours[ \t]+)?(?:sincerely|faithfully|truly)|best|all the best|speak soon)"
     r"(?:[,.!]?[ \t]*$|,[ \t]*[A-Z][A-Za-z'\-]+(?:[ \t]+[A-Z][A-Za-z'\-]+)?[ \t]*$)",
     re.I | re.M)
-_QUOTED_HEADER = re.compile(r"^[ \t>]*(?:from|to|cc|bcc|sent|reply-to|date)[ \t]*:", re.I)
+_QUOTED_HEADER = re.compile(r"[ \t>]*(?:from|to|cc|bcc|sent|reply-to|date)[ \t]*:", re.I)
 _LOCAL = re.compile(r"[A-Za-z0-9._%+\-']{1,64}$")
 _STREET = re.compile(
     r"(?<![0-9A-Za-z])[0-9]{1,4}[A-Za-z]?,?[ \t]+(?:[A-Z][A-Za-z'\-]+[ \t]+){1,3}"
@@ -48,17 +48,34 @@ _STREET = re.compile(
 _POSTCODE = re.compile(r"[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][ABD-HJLNP-UW-Z]{2}")
 
 
-def signature_zones(text: str) -> list[tuple[int, int]]:
+SIGN_OFF_ANCHORS = ("--", "regards", "wishes", "thanks", "thank you", "cheers", "sincerely", "faithfully",
+                    "truly", "best", "all the best", "speak soon")
+
+
+def signature_zones(text: str, anchors: list[int] | None = None) -> list[tuple[int, int]]:
+    """Signature blocks: ``SIGNATURE_LINES`` lines after each sign-off line.
+
+    ``anchors``: positions of sign-off words (from the anchor pass); only their
+    lines are tried. ``None`` tries every line.
+    """
+    if anchors is None:
+        starts = [m.start() for m in _SIGN_OFF.finditer(text)]
+    else:
+        starts = []
+        for pos in sorted(set(text.rfind("\n", 0, a) + 1 for a in anchors)):
+            m = _SIGN_OFF.match(text, pos)
+            if m:
+                starts.append(m.start())
     zones = []
-    for m in _SIGN_OFF.finditer(text):
-        end = m.end()
-        for _ in range(SIGNATURE_LINES):
+    for begin in starts:
+        end = begin
+        for _ in range(SIGNATURE_LINES + 1):
             nxt = text.find("\n", end + 1)
             if nxt < 0:
                 end = len(text)
                 break
             end = nxt
-        zones.append((m.start(), end))
+        zones.append((begin, end))
     return zones
 
 

@@ -158,7 +158,11 @@ def scan_chunk(cc: ChunkContext, detectors: Iterable[object] = (),
             hits.append(hit)
     terms: list[tuple[int, int, str, str]] = []
     seen_anchor: set[int] = set()
+    signoffs: list[int] = []
     for begin, stop, family, category, word in anchors.find(text):
+        if family == "signoff":
+            signoffs.append(begin)
+            continue
         if family == "term":
             if _whole_word(text, begin, stop):
                 terms.append((begin, stop, category, word))
@@ -182,7 +186,7 @@ def scan_chunk(cc: ChunkContext, detectors: Iterable[object] = (),
             hits.append(hit)
     if detectors:
         hits.extend(custom.detect(cc, detectors))
-    zones = contacts.signature_zones(text) if cc.source == "body" and (phones or emails or postcodes or terms) \
+    zones = contacts.signature_zones(text, signoffs) if cc.source == "body" and (phones or emails or postcodes or terms) \
         else []
     if phones or emails or postcodes:
         hits.extend(contacts.evaluate(cc, phones, emails, postcodes, exclude, zones))

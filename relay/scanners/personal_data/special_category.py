@@ -29,7 +29,7 @@ TERMS: tuple[tuple[str, str], ...] = tuple(
     tuple(line.split("|", 1)) for line in load_lines("special_category.txt"))  # type: ignore[misc]
 PERSON_WORDS = words(load_lines("person_context.txt"))
 TOPIC_WORDS = words(load_lines("topic_context.txt"))
-TITLED_NAME = re.compile(r"(?<![A-Za-z])(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ \t]+[A-Z][a-z'\-]+")
+TITLED_NAME = re.compile(r"(?<![A-Za-z])(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ \t]+[^\W\d_a-z][\w'\-]+")
 FIRST_NAMES = load_words("first_names.txt")
 _CAP_PAIR = re.compile(r"(?<![A-Za-z])([A-Z][a-z]+)[ \t]+[A-Z][a-z'\-]+")
 # terms that are also given names or surnames: "Christian Mason" is a person, not a religion

@@ -25,8 +25,15 @@ def luhn_ok(digits: str) -> bool:
 
 
 def mod97_ok(value: str) -> bool:
-    """ISO 7064 mod 97-10 over letters and digits (the IBAN check)."""
-    return _mod97.is_valid(value.upper())
+    """ISO 7064 mod 97-10 over letters and digits; a value shaped like an IBAN
+    (two letters, two digits, ...) is first rearranged as IBANs are (ISO 13616)."""
+    v = value.upper()
+    if len(v) > 4 and v[:2].isalpha() and v[2:4].isdigit():
+        v = v[4:] + v[:4]
+    try:
+        return _mod97.is_valid(v)
+    except ValueError:
+        return False
 
 
 def mod11_ok(digits: str) -> bool:
@@ -51,8 +58,11 @@ def is_repdigit(digits: str) -> bool:
 
 def is_sequence(digits: str) -> bool:
     """0123456789..., 9876543210... (typed placeholders)."""
-    steps = {(int(b) - int(a)) % 10 for a, b in zip(digits, digits[1:])}
-    return steps == {1} or steps == {9}
+    return digits in _UP or digits in _DOWN
+
+
+_UP = "0123456789" * 3
+_DOWN = "9876543210" * 3
 
 
 def is_placeholder(digits: str) -> bool:

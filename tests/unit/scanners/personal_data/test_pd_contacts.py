@@ -1,0 +1,73 @@
+from relay.findings import Confidence
+from relay.scanners.personal_data.contacts import signature_zones
+
+from pd_helpers import find, types
+
+SIG = "\n\nKind regards,\nAlice Example\nTel: 0161 496 0000\n12 High Street\nLeeds LS1 4AP\n"
+
+
+def people(n, fmt):
+    first = ["Amy", "Ben", "Cara", "Dan", "Eve", "Finn", "Gail", "Hugo", "Ida", "Jon", "Kay", "Liam"]
+    return "\n".join(fmt(i, first[i]) for i in range(n))
+
+
+def test_bulk_emails_phones_addresses():
+    text = "List:\n" + people(8, lambda i, f: f"{f} Smith, {f.lower()}.smith@gmail.com, 0113 496 0{100 + i}, "
+                                            f"{10 + i} Station Road, Leeds LS{i + 1} 4AP")
+    t = types(text)
+    assert t["bulk_contacts:email_address"] == Confidence.HIGH
+    assert t["bulk_contacts:phone_number"] == Confidence.HIGH
+    assert t["bulk_contacts:postal_address"] == Confidence.HIGH
+    counts = {f.type: f.count for f in find(text) if f.kind == "bulk_contacts"}
+    assert counts == {"email_address": 8, "phone_number": 8, "postal_address": 8}
+
+
+def test_duplicates_counted_once():
+    text = "\n".join(f"Contact: sam{i % 3}@example.org" for i in range(12))
+    assert "bulk_contacts:email_address" not in types(text)
+
+
+def test_few_contacts_are_not_bulk():
+    text = "Copying amy@gmail.com, ben@gmail.com and cara@gmail.com. Call 0113 496 0123."
+    t = types(text)
+    assert not any(k.startswith("bulk_contacts") for k in t)
+    assert t.get("personal_data:phone_number") == Confidence.LOW
+    assert "personal_data:email_address" not in t
+
+
+def test_signature_phone_and_address_ignored():
+    assert types("Thanks for the call." + SIG) == {}
+
+
+def test_sender_signature_number_elsewhere_ignored():
+    assert types("Ring me on 0161 496 0000 later." + SIG) == {}
+
+
+def test_prose_scattered_list_is_medium():
+    text = " ".join(f"write to p{i}@gmail.com" for i in range(6))
+    assert types(text)["bulk_contacts:email_address"] == Confidence.MEDIUM
+
+
+def test_quoted_headers_and_excluded_addresses_do_not_count():
+    text = "\n".join(f"From: p{i}@gmail.com" for i in range(8))
+    assert "bulk_contacts:email_address" not in types(text)
+    listed = "\n".join(f"p{i}@gmail.com" for i in range(5))
+    assert "bulk_contacts:email_address" not in types(listed, exclude=["p0@gmail.com"])
+
+
+def test_single_address_is_low_and_signature_zone_shape():
+    t = types("The venue is 12 High Street, Leeds LS1 4AP - parking at the rear.")
+    assert t == {"personal_data:postal_address": Confidence.LOW}
+    zones = signature_zones("a\nThanks for the quick reply.\nb\nBest wishes,\nAlice\n")
+    assert len(zones) == 1
+
+
+def test_invalid_phone_numbers_ignored():
+    text = "\n".join(f"n{i}: 0999 000 0{i:03d}" for i in range(8))
+    assert "bulk_contacts:phone_number" not in types(text)
+
+
+def test_evidence_has_no_addresses():
+    text = "\n".join(f"person{i}@gmail.com" for i in range(6))
+    (f,) = find(text)
+    assert f.evidence == "6 distinct email addresses" and "@" not in f.evidence
