@@ -65,3 +65,14 @@ def test_every_rule_of_the_shipped_policy_is_in_the_clause_table():
     policy = load_policy(Path(__file__).resolve().parents[2] / "policies" / "icmp-email-use.yaml")
     for rule in policy.rules:
         assert f"`{rule.id}`" in table, f"the clause table in policies/README.md does not name `{rule.id}`"
+
+
+def test_the_example_policy_in_the_reference_is_valid():
+    from relay.policy import parse_policy
+
+    blocks = re.findall(r"```yaml\n(.*?)```", README, re.S)
+    full = [b for b in blocks if b.startswith("name:")]
+    assert full, "policies/README.md lost its example policy"
+    for block in full:
+        policy = parse_policy(block, "README example")
+        assert policy.rules
