@@ -12,8 +12,9 @@ Outlook's From:/Sent: block), forwarded messages, signature and disclaimers
 are not counted against the sender.
 
 One ``abusive_language`` finding per (category, where): ``count`` is the
-number of matches, confidence the highest among them, evidence the distinct
-terms masked (``b******, i****``), never the sentence.
+number of matches, confidence the highest among them (one step lower in an
+attached document), evidence the distinct terms masked (``b******, i****``),
+never the sentence.
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ def _build() -> PhraseMatcher:
 _MATCHER = _build()
 
 
+def _level(section: str, source: str) -> Confidence:
+    """The section's confidence; one step lower in an attached document, whose words are
+    often not the sender's own (a policy quoting examples of bullying, a forwarded letter)."""
+    level = _LEVELS[section]
+    return Confidence(max(Confidence.LOW, level - 1)) if source == "attachment" else level
+
+
 class LanguageScanner:
     name = "language"
 
@@ -62,7 +70,7 @@ class LanguageScanner:
                 count, best, terms = per_category.get(category, (0, Confidence.LOW, []))
                 if m.phrase not in terms:
                     terms.append(m.phrase)
-                per_category[category] = (count + 1, max(best, _LEVELS[level]), terms)
+                per_category[category] = (count + 1, max(best, _level(level, chunk.source)), terms)
             for category in CATEGORIES:
                 if category in per_category:
                     count, best, terms = per_category[category]
