@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import os
 import re
 import stat
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 
 from relay.commands.dkim import dkim as dkim_command
 from relay.commands.dkim import txt_record
-from relay.dkim import Signer, make_signature, normalise_domain, relaxed_body, relaxed_header, signed_header_names
+from relay.dkim import Signer, body_hash, make_signature, normalise_domain, relaxed_body, relaxed_header, signed_header_names
 from relay.errors import ConfigError
 
 MESSAGE = (b"From: Alice <alice@example.ac.uk>\r\nTo: bob@example.org\r\nSubject: hi\r\n"
@@ -270,6 +271,9 @@ def reference_relaxed_body(body: bytes) -> bytes:
 def test_relaxed_body_matches_the_rfc_read_literally(parts):
     body = b"".join(parts)
     assert relaxed_body(body) == reference_relaxed_body(body)
+    expected = hashlib.sha256(reference_relaxed_body(body)).digest()
+    for chunk in (1, 3, 7, 1 << 20):          # chunk borders anywhere between lines
+        assert body_hash(body, chunk) == expected
 
 
 def test_signature_layout(signer):
