@@ -11,6 +11,12 @@ UPDATE``) and runs ``UPDATE ... WHERE status = 'held'``: a second concurrent
 claim waits for the first to commit, then reads ``releasing`` and updates
 nothing.
 
+Purge deletes the rows (bytes and history go with them by ``ON DELETE
+CASCADE``) and then runs a plain ``VACUUM`` on those tables so the space is
+reclaimed for reuse at once; like any PostgreSQL deletion, the old bytes stay
+in data files until the space is reused (``VACUUM FULL`` would rewrite them
+but locks out holds, so it is left to the operator).
+
 psycopg 3's async driver through a small pool (``psycopg_pool``, 1 to 8 connections); nothing
 blocks the event loop. The schema is created or migrated on first use, under
 an advisory lock so replicas starting together do not race.
@@ -276,7 +282,26 @@ class PostgresStore:
         return await self._load(conn, qid)
 
     async def purge(self, older_than: dt.datetime, actor: str) -> list[st.Purged]:
-        return await self._tx(self._purge, older_than)
+        gone = await self._tx(self._purge, older_than)
+        if gone:
+            await self._vacuum()
+        return gone
+
+    async def _vacuum(self) -> None:
+        """Give the purged rows' space back for reuse now (plain VACUUM: no lock that stops holds)."""
+        try:
+            async with asyncio.timeout(OP_TIMEOUT), self._pool.connection() as conn:
+                await conn.set_autocommit(True)
+                try:
+                    await conn.execute("VACUUM held_raw")
+                    await conn.execute("VACUUM history")
+                finally:
+                    await conn.set_autocommit(False)
+        except (psycopg.Error, psycopg_pool.PoolTimeout, TimeoutError):
+            pass  # autovacuum will do it; the rows are already gone
+
+    async def ping(self) -> None:
+        await self._tx(lambda conn: conn.execute("SELECT 1"))
 
     async def _purge(self, conn, older_than: dt.datetime) -> list[st.Purged]:
         cur = await conn.execute(

@@ -356,6 +356,9 @@ class SqliteStore:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return gone
 
+    async def ping(self) -> None:
+        await self._run(lambda conn: conn.execute("SELECT 1 FROM schema_version").fetchall())
+
     async def check(self) -> list[str]:
         return await self._run(self._check)
 

@@ -264,6 +264,9 @@ class Store(Protocol):
     async def purge(self, older_than: dt.datetime, actor: str) -> list[Purged]:
         """Remove records (and bytes) held before ``older_than``; live claims are kept."""
 
+    async def ping(self) -> None:
+        """Connect (creating or migrating the schema on first use); StoreUnavailable if that fails."""
+
     async def check(self) -> list[str]:
         """Integrity problems: rows whose bytes are missing or do not match their hash."""
 

@@ -310,6 +310,22 @@ def test_unreachable_store_raises_store_unavailable(tmp_path, make_decision):
     with pytest.raises(StoreUnavailable):
         run(go(f"sqlite:///{blocker}/q.sqlite3"))
 
+    async def ping(url):
+        async with open_store(url) as store:
+            await store.ping()
+
+    with pytest.raises(StoreUnavailable):
+        run(ping(f"sqlite:///{blocker}/q.sqlite3"))
+
+
+def test_ping_creates_the_schema(quarantine_url):
+    async def go():
+        async with open_store(quarantine_url) as store:
+            await store.ping()
+            return await store.list()
+
+    assert run(go()) == []
+
 
 @pytest.mark.postgres
 def test_unreachable_postgres_raises_store_unavailable(make_decision):
