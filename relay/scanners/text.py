@@ -62,6 +62,7 @@ def fold(flat: str) -> str:
 _ATTRIBUTION = re.compile(
     r"^\s*(?:on\b.{0,200}\bwrote:\s*$"                 # On Tue, 3 Mar 2026 at 10:00, Bob <b@x> wrote:
     r"|.{0,200}\b(?:wrote|writes|a écrit|schrieb)\s*:\s*$"  # Bob Smith wrote:
+    r"|am\b.{0,200}\bschrieb\b.{0,200}:\s*$"       # Am 03.03.2026 um 10:00 schrieb Bob <b@x>:
     r"|-{2,}\s*original message\s*-{2,}"               # -----Original Message-----
     r"|_{10,}\s*$"                                     # Outlook on the web: a rule, then From:/Sent:
     r"|(?:from|von|de)\s*:.{0,300}$)",                 # From: Bob (checked with the next lines below)

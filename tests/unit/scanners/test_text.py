@@ -228,3 +228,13 @@ def test_disclaimer_at_the_end_of_a_long_text():
                    "addressee. If you are not the intended recipient please notify the sender.")
     out = strip_disclaimers(text)
     assert "intended solely" not in out and out.startswith(body[:200]) and len(out) >= len(body) - 2
+
+
+@pytest.mark.parametrize("attribution", [
+    "On 3 Mar 2026, at 10:00, Bob <bob@x.org> wrote:",
+    "Am 03.03.2026 um 10:00 schrieb Bob <bob@x.org>:",
+    "Le 3 mars 2026 à 10:00, Bob a écrit :",
+    "Bob Smith <bob@x.org> wrote:",
+])
+def test_attribution_forms(attribution):
+    assert own_text(f"Mine.\n\n{attribution}\ntheir old words\n").strip() == "Mine."
