@@ -28,7 +28,9 @@ from relay.findings import Confidence, Finding
 from relay.scanners import ScanContext
 
 # Quoted display names and comments go first, so '"a@b.org" <r@y.org>' is one address; then
-# addresses are found with one linear pattern (the stdlib parser is ~100x slower on big lists).
+# addresses are found with one linear pattern. email.utils.getaddresses was the first choice:
+# it took ~20x longer on a 2,000-address To (226 ms vs 10 ms), on the event loop, and its
+# strict mode answers ('', '') for some ambiguous values, which would under-count.
 _QUOTED_OR_COMMENT = re.compile(r'"(?:[^"\\]|\\.)*"|\((?:[^()\\]|\\.)*\)')  # unterminated: left as is
 _ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)*")
 
