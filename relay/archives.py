@@ -3,8 +3,9 @@
 ``list_members(data, budget)`` recognises an archive by its first bytes and
 returns its members: zip (stdlib), 7z (py7zr), tar and single-file gzip, bzip2
 and xz (stdlib; a compressed tar lists the tar's members), TNEF
-``winmail.dat`` (tnefparse) and rar (rarfile; names and sizes only: reading
-rar data needs the non-free unrar tool, so rar members carry no bytes).
+``winmail.dat`` (tnefparse) and rar (rarfile; names and sizes, and the bytes
+of stored members: decompressing rar needs the non-free unrar tool, so
+compressed rar members carry no bytes -- ClamAV reads them).
 
 Zip files that are documents -- OOXML (``[Content_Types].xml``), OpenDocument
 and EPUB (``mimetype``), Java archives (``META-INF/MANIFEST.MF``) -- are not
@@ -321,7 +322,13 @@ def _rar(data: bytes, budget: Budget, problems: list) -> list[Member]:
             if len(out) >= budget.max_members:
                 problems.append(("limit_exceeded", "max_archive_members"))
                 break
-            out.append(Member(info.filename, b"", info.file_size, bool(info.needs_password())))
+            encrypted = bool(info.needs_password())
+            body = b""
+            if not encrypted and info.compress_type == rarfile.RAR_M0:  # stored: readable without unrar
+                _check_declared(budget, info.file_size, info.compress_size)
+                with rf.open(info) as fh:
+                    body = _read_capped(fh, budget, info.compress_size)
+            out.append(Member(info.filename, body, info.file_size, encrypted))
         if rf.needs_password() and not out:
             problems.append(("malformed", "encrypted_archive_headers"))
         return out

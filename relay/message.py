@@ -365,7 +365,8 @@ def _split_entity(buf: bytes, start: int, end: int) -> tuple[Message, bytes, int
     elif buf.startswith(b"\n", start, end):
         head, body = b"", start + 1
     else:
-        crlf, lf = buf.find(b"\n\r\n", start, end), buf.find(b"\n\n", start, end)
+        crlf = buf.find(b"\n\r\n", start, end)
+        lf = buf.find(b"\n\n", start, crlf + 2 if crlf >= 0 else end)  # only before the first CRLF CRLF
         if crlf >= 0 and (lf < 0 or crlf < lf):
             head, body = buf[start:crlf + 1], crlf + 3
         elif lf >= 0:

@@ -138,3 +138,8 @@ def test_shipped_policy_tempfails_when_clamd_fails(request, make_settings, fault
     settings = make_settings(clamd=request.getfixturevalue(fault), clamd_timeout="1s")
     got, rules = decide(settings, samples.message([("notes.txt", b"see you at ten", "text/plain")]))
     assert got == "tempfail"
+
+
+def test_eicar_in_rar(clamd):
+    raw = samples.message([("x.rar", samples.rar4_of({"eicar.com": samples.EICAR}), "application/x-rar")])
+    assert malware(scan(clamd, raw)) == [("Eicar-Test-Signature", 'part 1.2 "x.rar" > "eicar.com"')]

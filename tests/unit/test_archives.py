@@ -101,3 +101,12 @@ def test_truncated_archives_are_malformed():
         listing = list_members(data, budget(), "x")
         assert listing.problems == (("malformed", "bad_archive"),)
         assert listing.members == ()
+
+
+def test_rar_members_listed_stored_bytes_read_encrypted_flagged():
+    listing = list_members(samples.rar4_of({"a.exe": b"MZ stored", "b.txt": b"text"}), budget())
+    assert listing.format == "rar"
+    assert [(m.name, m.data, m.encrypted) for m in listing.members] == [("a.exe", b"MZ stored", False),
+                                                                        ("b.txt", b"text", False)]
+    locked = list_members(samples.rar4_of({"a.exe": b"MZ"}, encrypted=True), budget())
+    assert [(m.name, m.data, m.encrypted) for m in locked.members] == [("a.exe", b"", True)]

@@ -7,6 +7,7 @@ import io
 import struct
 import tarfile
 import zipfile
+import zlib
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -108,6 +109,21 @@ def sevenzip_of(members: dict[str, bytes], password: str | None = None, header_e
         for name, data in members.items():
             zf.writestr(data, name)
     return buf.getvalue()
+
+
+def rar4_of(members: dict[str, bytes], encrypted: bool = False) -> bytes:
+    """A RAR 4 archive of stored members, written from the format's published layout (no rar tool here)."""
+    def block(kind: int, flags: int, body: bytes) -> bytes:
+        rest = struct.pack("<BHH", kind, flags, 7 + len(body)) + body
+        return struct.pack("<H", zlib.crc32(rest) & 0xFFFF) + rest
+
+    out = b"Rar!\x1a\x07\x00" + block(0x73, 0, b"\0" * 6)
+    for name, data in members.items():
+        raw_name = name.encode()
+        head = struct.pack("<IIBIIBBHI", len(data), len(data), 2, zlib.crc32(data), 0x5A000000, 20, 0x30,
+                           len(raw_name), 0x20) + raw_name
+        out += block(0x74, 0x8000 | (0x04 if encrypted else 0), head) + data
+    return out + block(0x7B, 0x4000, b"")
 
 
 def tar_gz_of(members: dict[str, bytes]) -> bytes:

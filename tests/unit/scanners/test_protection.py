@@ -110,3 +110,8 @@ def test_scanner_runs_off_the_loop():
 
     findings = asyncio.run(ProtectionScanner().scan(Ctx()))
     assert [f.kind for f in findings] == ["encrypted_content"]
+
+
+def test_encrypted_rar_members():
+    raw = samples.message([("x.rar", samples.rar4_of({"a.txt": b"x"}, encrypted=True), "application/x-rar")])
+    assert [(f.kind, f.type) for f in scan_message(parse(raw))] == [("encrypted_content", "rar")]
