@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 from relay.envelope import Envelope
 from relay.findings import Finding
+from relay.log import clean
 from relay.message import ParsedMessage
 from relay.policy.facts import EvalContext
 from relay.policy.schema import PolicySpec
@@ -99,10 +100,12 @@ class Policy:
             reason = rule.fill(ctx, cited, rule, n_all if scoped is None else len(scoped))
             matches.append(RuleMatch(rule.id, rule.clause, rule.action, reason, rule.monitor, scoped, rule.notify_sender))
         per_rcpt, action = self._combine(envelope.rcpt_tos, matches)
-        if action < self._failure and "scanner_unavailable" in ctx.by_kind:
+        failure = self._failure
+        if "scanner_unavailable" in ctx.by_kind and (
+                any(a < failure for a in per_rcpt.values()) if per_rcpt else action < failure):
             failed = ", ".join(dict.fromkeys(f.type or "unknown" for f in ctx.by_kind["scanner_unavailable"]))
-            matches.append(RuleMatch(SCANNER_FAILURE_RULE, SCANNER_FAILURE_CLAUSE, self._failure,
-                                     f"scanner unavailable ({failed[:120]}); the message was not fully scanned"))
+            matches.append(RuleMatch(SCANNER_FAILURE_RULE, SCANNER_FAILURE_CLAUSE, failure,
+                                     f"scanner unavailable ({clean(failed, 120)}); the message was not fully scanned"))
             per_rcpt, action = self._combine(envelope.rcpt_tos, matches)
         tag = self._tag(matches, per_rcpt, action) if self._tags and Action.TAG in per_rcpt.values() else _NO_TAG
         return Verdict(action, tuple(matches), per_rcpt, self.version, tag)
@@ -122,7 +125,6 @@ class Policy:
         if per_rcpt:
             overall = max(per_rcpt.values())
         return per_rcpt, overall
-
 
     def _tag(self, matches: Sequence[RuleMatch], per_rcpt: dict[str, Action], action: Action) -> TagSpec:
         headers: dict[str, str] = {}

@@ -152,6 +152,15 @@ def test_scanner_failure_default_is_configurable_but_fail_closed():
     assert verdict.action is A.HOLD and verdict.matches[-1].rule_id == "defaults.scanner_failure"
 
 
+def test_scanner_failure_default_covers_every_recipient_below_it():
+    # hold for the external recipient does not hide that the internal one would get unscanned mail
+    policy = policy_from(RULES, head=ORG + "defaults: {scanner_failure: hold}\n")
+    verdict = policy.evaluate(envelope("alice@example.ac.uk", INT, EXT), message(),
+                              [F("personal_data", "iban"), F("scanner_unavailable", "language")])
+    assert verdict.recipient_actions == {INT: A.HOLD, EXT: A.HOLD}
+    assert verdict.matches[-1].rule_id == "defaults.scanner_failure" and verdict.matches[-1].recipients is None
+
+
 def test_default_action_applies_to_unmatched_recipients():
     policy = policy_from(RULES, head=ORG + "defaults: {action: tag}\n")
     verdict = policy.evaluate(envelope("alice@example.ac.uk", INT, EXT), message(), [F("personal_data", "iban")])
