@@ -286,18 +286,28 @@ def own_chunks(ctx: ScanContext, sources: tuple[str, ...] = ("body", "header", "
     """The extracted chunks of ``sources``, reduced to the sender's own words (see :func:`own_text`).
 
     Quote stripping applies to the body only: an attached document has no
-    reply quoting. A subject starting "Re:" or "Fwd:" repeats someone else's
-    subject and is skipped, unless ``keep_forwarded``. The result per chunk
+    reply quoting. Unless ``keep_forwarded``, a subject starting "Re:" or
+    "Fwd:" (someone else's subject) and the text of a message attached as
+    message/rfc822 (someone else's message) are skipped. The result per chunk
     is memoised (a small bounded cache keyed by the chunk object), so the
     content scanners reading one message prepare its text once.
     """
+    attached = () if keep_forwarded else _attached_messages(ctx)
     for chunk in ctx.extraction.chunks:
         if chunk.source == "header" and not keep_forwarded and _REPLY_SUBJECT.match(chunk.text):
             continue
+        if attached and chunk.where.startswith(attached):
+            continue   # inside a message forwarded as an attachment: someone else's words
         if chunk.source in sources and chunk.text:
             own = _own_chunk(chunk, keep_forwarded)
             if own is not None:
                 yield own
+
+
+def _attached_messages(ctx: ScanContext) -> tuple[str, ...]:
+    """Label prefixes ("part 1.2.") of the parts inside attached messages (message/rfc822)."""
+    return tuple(f"{p.container} > part {p.index}." if p.container else f"part {p.index}."
+                 for p in ctx.message.walk() if p.content_type == "message/rfc822")
 
 
 def _prepare(chunk: TextChunk, keep_forwarded: bool) -> OwnChunk | None:

@@ -111,3 +111,17 @@ def test_outlook_sensitivity_header(make_message):
 def test_marker_in_reply_subject_still_marks_the_thread(make_message):
     findings = scan(make_message(subject="RE: CONFIDENTIAL - restructuring", body="Noted."))
     assert [(f.where, f.confidence) for f in findings] == [("header Subject", Confidence.HIGH)]
+
+
+def test_marker_inside_a_message_forwarded_as_attachment_counts():
+    from email.message import EmailMessage
+
+    inner = EmailMessage()
+    inner["From"], inner["Subject"] = "ceo@example.ac.uk", "Restructuring"
+    inner.set_content("STRICTLY CONFIDENTIAL: the plan.")
+    outer = EmailMessage()
+    outer["From"], outer["To"], outer["Subject"] = "alice@example.ac.uk", "bob@partner.org", "fyi"
+    outer.set_content("See attached.")
+    outer.add_attachment(inner)
+    findings = scan(outer.as_bytes())
+    assert [f.kind for f in findings] == ["confidential_marker"] and findings[0].where.startswith("part ")

@@ -120,3 +120,18 @@ def test_reply_subject_repeats_someone_elses_words(make_message, subject):
 
 def test_own_subject_counts(make_message):
     assert [f.where for f in scan(make_message(subject="Regarding: you idiot", body="x"))] == ["header Subject"]
+
+
+def test_message_forwarded_as_attachment_is_not_the_senders_language():
+    from email.message import EmailMessage
+
+    inner = EmailMessage()
+    inner["From"], inner["Subject"] = "troll@x.org", "you idiot"
+    inner.set_content("You are a useless idiot.")
+    outer = EmailMessage()
+    outer["From"], outer["To"], outer["Subject"] = "alice@example.ac.uk", "hr@example.ac.uk", "Complaint"
+    outer.set_content("Forwarding this as evidence.")
+    outer.add_attachment(inner)
+    assert scan(outer.as_bytes()) == []
+    outer.replace_header("Subject", "Complaint about this moron")
+    assert [f.where for f in scan(outer.as_bytes())] == ["header Subject"]
