@@ -29,6 +29,7 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _DOMAIN = re.compile(r"(?:[a-z0-9*](?:[a-z0-9*-]{0,61}[a-z0-9*])?\.)*[a-z0-9*](?:[a-z0-9*-]{0,61}[a-z0-9*])?")
 _HEADER_NAME = re.compile(r"[!-9;-~]{1,64}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CLAUSE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.,\- ]{0,39}")
 
 
@@ -89,8 +90,8 @@ class _Builder:
     def string(self, value: Any, where: str, line: int, allow_empty: bool = False) -> str:
         if not isinstance(value, str) or (not allow_empty and not value.strip()):
             raise self.fail(line, where, f"expected a non-empty string, got {value!r}")
-        if any(c in value for c in "\r\n\x00"):
-            raise self.fail(line, where, "expected one line of text (no line breaks)")
+        if _CONTROL.search(value):
+            raise self.fail(line, where, "expected one line of text (no line breaks or other control characters)")
         return value.strip()
 
     def strings(self, value: Any, where: str, line: int) -> list[tuple[str, int]]:

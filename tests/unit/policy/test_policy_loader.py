@@ -172,6 +172,7 @@ BAD = [
     (text_with(GOOD_RULE.replace("reject", "tag") + "  tag: {headers: {'Bad Name': x}}\n"), 15, r"expected a header field name"),
     (text_with(GOOD_RULE.replace("reject", "tag") + "  tag: {}\n"), 15, r"expected headers, subject_prefix or both"),
     (text_with(GOOD_RULE.replace("virus {signature}", "two\\nlines")), 12, r"expected one line of text"),
+    (text_with(GOOD_RULE.replace("virus {signature}", "bell\\a")), 12, r"no line breaks or other control characters"),
     (text_with(GOOD_RULE) + "rules: []\n", 15, r"duplicate key 'rules' \(first at line 9\)"),
     ("organisation: [\n", 2, r"not valid YAML"),
 ]
