@@ -27,6 +27,9 @@ Files (every leaf, archive members included):
 - PDF (pypdf): needs a user password -> ``encrypted_content pdf``; opens with
   the empty user password but is encrypted (an owner password restricts it)
   -> ``weak_protection pdf_owner_password``.
+- OpenPGP-encrypted attachments (armour, or binary packets named .gpg, .pgp,
+  .asc) outside a PGP/MIME message -> ``encrypted_content pgp``; inline
+  armour in a *body* is the message's own encryption (above).
 - Archive members flagged encrypted (zip, 7z, rar; a 7z whose names are
   encrypted too) -> ``encrypted_content <format>``, one finding per archive,
   count = encrypted members.
@@ -81,12 +84,40 @@ def message_protection(message: ParsedMessage) -> list[Finding]:
                 found.setdefault(("signed_message", "pgp"), where)
         elif ctype == "multipart/encrypted" and "pgp-encrypted" in params:
             found.setdefault(("encrypted_message", "pgp"), where)
-        elif ctype.startswith("text/") and b"-----BEGIN PGP " in part.payload:
+        elif ctype.startswith("text/") and _is_body(part) and b"-----BEGIN PGP " in part.payload:
             if b"-----BEGIN PGP MESSAGE-----" in part.payload:
                 found.setdefault(("encrypted_message", "pgp"), where)
             if b"-----BEGIN PGP SIGNED MESSAGE-----" in part.payload:
                 found.setdefault(("signed_message", "pgp"), where)
     return [Finding(kind, type_, Confidence.HIGH, 1, where) for (kind, type_), where in found.items()]
+
+
+def _is_body(part: Part) -> bool:
+    return not part.filename and part.disposition != "attachment" and part.origin == "mime"
+
+
+def _inside_pgp_mime(message: ParsedMessage) -> set[int]:
+    """ids of the parts under a multipart/encrypted (their protection is the message's)."""
+    inside: set[int] = set()
+    stack = [(message.root, False)]
+    while stack:
+        part, under = stack.pop()
+        if under:
+            inside.add(id(part))
+        under = under or part.content_type == "multipart/encrypted"
+        stack.extend((child, under) for child in part.children)
+    return inside
+
+
+_OPENPGP_FIRST = frozenset({0x84, 0x85, 0x86, 0x87, 0x8C, 0x8D, 0xC1, 0xC3})
+
+
+def pgp_file(part: Part) -> bool:
+    """An attached OpenPGP-encrypted file: ASCII armour, or binary packets named .gpg/.pgp/.asc."""
+    head = part.payload[:1024]
+    if b"-----BEGIN PGP MESSAGE-----" in head:
+        return True
+    return part.extension in ("gpg", "pgp", "asc") and bool(head) and head[0] in _OPENPGP_FIRST
 
 
 def office(data: bytes, try_default: bool = True) -> str:
@@ -133,6 +164,7 @@ def file_protection(message: ParsedMessage) -> list[Finding]:
     out: list[Finding] = []
     members: dict[str, list] = {}   # archive label -> [format, count]
     tries = 0
+    inside_pgp = _inside_pgp_mime(message)
     for part in message.walk():
         for child in part.children:
             if child.origin == "archive" and child.encrypted:
@@ -148,6 +180,8 @@ def file_protection(message: ParsedMessage) -> list[Finding]:
                 out.append(Finding("weak_protection", "office_default_password", Confidence.HIGH, 1, part.label))
             elif state == "encrypted":
                 out.append(Finding("encrypted_content", "office", Confidence.HIGH, 1, part.label))
+        elif not _is_body(part) and id(part) not in inside_pgp and pgp_file(part):
+            out.append(Finding("encrypted_content", "pgp", Confidence.HIGH, 1, part.label))
         elif b"%PDF-" in data[:1024]:
             state = pdf(data)
             if state == "owner_password":

@@ -115,3 +115,12 @@ def test_scanner_runs_off_the_loop():
 def test_encrypted_rar_members():
     raw = samples.message([("x.rar", samples.rar4_of({"a.txt": b"x"}, encrypted=True), "application/x-rar")])
     assert [(f.kind, f.type) for f in scan_message(parse(raw))] == [("encrypted_content", "rar")]
+
+
+def test_pgp_encrypted_attachments_are_encrypted_content_not_an_encrypted_message():
+    armoured = b"-----BEGIN PGP MESSAGE-----\r\n\r\nhQEMA\r\n-----END PGP MESSAGE-----\r\n"
+    raw = samples.message([("data.csv.asc", armoured, "application/pgp-encrypted"),
+                           ("data.gpg", b"\x85\x01\x0c\x03" + b"\0" * 40, "application/octet-stream")])
+    got = sorted((f.kind, f.type, f.where) for f in scan_message(parse(raw)))
+    assert got == [("encrypted_content", "pgp", 'part 1.2 "data.csv.asc"'),
+                   ("encrypted_content", "pgp", 'part 1.3 "data.gpg"')]
