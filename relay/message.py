@@ -5,6 +5,25 @@ this parsed view. Parsing is bounded by :class:`ParseLimits`; anything over a
 bound, and anything the parser cannot make sense of, becomes a finding in
 ``ParsedMessage.problems`` (kinds ``limit_exceeded`` and ``malformed``), never
 an exception and never "clean".
+
+How: each entity's header section goes to the stdlib parser (compat32: its
+header defects, RFC 2231 parameters); bodies are never read line by line --
+multipart bodies are split at their delimiter lines with ``bytes.find`` over
+offsets into one buffer, and leaf bodies are decoded in one call. Attached
+messages (``message/rfc822``) become children; so do the members of archives
+(zip, 7z, tar, gzip, bzip2, xz, rar, TNEF ``winmail.dat``; see
+:mod:`relay.archives`), as parts with ``origin="archive"``.
+
+Problem types -- ``malformed``: ``broken_boundary`` (no boundary parameter,
+no delimiter, no close delimiter), ``bad_base64``, ``bad_transfer_encoding``
+(unknown, or on a multipart), ``encoded_message_rfc822`` (an attached message
+sent base64/QP, which RFC 2046 forbids), ``duplicate_header`` (two From,
+Subject, Content-Type...), ``nul_in_header``, ``bad_header``,
+``bad_filename``, ``bad_archive``, ``unsupported_compression``,
+``bad_structure``, ``unparseable``; ``limit_exceeded``: ``max_mime_depth``,
+``max_parts`` (MIME parts and archive members together),
+``max_decoded_bytes``, ``max_archive_members``, ``max_archive_depth``,
+``max_compression_ratio``. Each is reported once, with a count.
 """
 
 from __future__ import annotations
