@@ -5,7 +5,8 @@
   "Commercial in confidence", "OFFICIAL-SENSITIVE", ...) in the subject, the
   body or an extracted document. Multi-word markings count in any case;
   single words ("SECRET", "RESTRICTED") only in capitals; "confidential" in
-  ordinary case is a medium-confidence sign (high in the subject). Quoted
+  ordinary case is a medium-confidence sign (high in the subject, low in an
+  attached document). Quoted
   replies are not read, but a forwarded message is (forwarding confidential
   content is the sender's act). Standard disclaimers ("This email and any
   attachments are confidential and intended solely for...") are removed
@@ -38,6 +39,9 @@ _MATCHER = PhraseMatcher({"phrase": _LEXICON.get("phrase", ()), "upper": _LEXICO
 _MSIP = re.compile(r"MSIP_Label_(?P<guid>[0-9a-fA-F-]{8,40})_(?P<key>[A-Za-z]+)\s*=\s*(?P<value>[^;]*)")
 DEFAULT_IGNORED_LABELS = ("public", "general", "non-business", "non business", "personal", "unrestricted",
                           "official", "not restricted", "unclassified")
+# "confidential" in ordinary case: a clear sign in the subject, a fair one in the sender's
+# body, a weak one in a document (brochures and privacy notices promise confidentiality).
+_PROSE_LEVEL = {"header": Confidence.HIGH, "body": Confidence.MEDIUM, "attachment": Confidence.LOW}
 _SENSITIVITY = {"company-confidential": Confidence.HIGH, "private": Confidence.MEDIUM}
 
 
@@ -70,7 +74,7 @@ class ConfidentialScanner:
                 if m.label == "phrase" or original.isupper():
                     level = Confidence.HIGH
                 elif m.phrase in _PROSE:
-                    level = Confidence.HIGH if chunk.source == "header" else Confidence.MEDIUM
+                    level = _PROSE_LEVEL[chunk.source]
                 else:
                     continue  # an [upper] word in ordinary case: "restricted access"
                 count += 1

@@ -125,3 +125,9 @@ def test_marker_inside_a_message_forwarded_as_attachment_counts():
     outer.add_attachment(inner)
     findings = scan(outer.as_bytes())
     assert [f.kind for f in findings] == ["confidential_marker"] and findings[0].where.startswith("part ")
+
+
+def test_prose_confidential_in_a_document_is_weak(make_message):
+    raw = make_message(body="Brochure attached.",
+                       attachments=[("privacy.txt", b"We keep your details confidential.", "text/plain")])
+    assert [f.confidence for f in scan(raw)] == [Confidence.LOW]
