@@ -29,6 +29,13 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _DOMAIN = re.compile(r"(?:[a-z0-9*](?:[a-z0-9*-]{0,61}[a-z0-9*])?\.)*[a-z0-9*](?:[a-z0-9*-]{0,61}[a-z0-9*])?")
 _HEADER_NAME = re.compile(r"[!-9;-~]{1,64}")
+# Header fields a tag may not add: the message's own and its transport's (the tagging step drops them too).
+_RESERVED_HEADERS = frozenset({
+    "from", "sender", "to", "cc", "bcc", "subject", "date", "message-id", "reply-to", "in-reply-to", "references",
+    "mime-version", "content-type", "content-transfer-encoding", "content-disposition", "content-id",
+    "dkim-signature", "arc-seal", "arc-message-signature", "arc-authentication-results",
+    "authentication-results", "received", "return-path",
+})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CLAUSE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.,\- ]{0,39}")
 
@@ -285,6 +292,9 @@ class _Builder:
                 hline = hnode.line_of(name)
                 if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
                     raise self.fail(hline, f"{where}.headers", f"expected a header field name, got {name!r}")
+                if name.lower() in _RESERVED_HEADERS:
+                    raise self.fail(hline, f"{where}.headers", f"{name} cannot be set by a tag (it belongs to the "
+                                    "message or its transport; use subject_prefix for the Subject)")
                 if isinstance(val, (int, float)) and not isinstance(val, bool):
                     val = str(val)
                 text = self.string(val, f"{where}.headers.{name}", hline)

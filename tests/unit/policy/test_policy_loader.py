@@ -170,6 +170,8 @@ BAD = [
     (text_with(GOOD_RULE + "  notify_sender: sometimes\n"), 15, r"notify_sender: expected true or false"),
     (text_with(GOOD_RULE + "  tag: {subject_prefix: x}\n"), 15, r"tag: only allowed on rules whose action is tag"),
     (text_with(GOOD_RULE.replace("reject", "tag") + "  tag: {headers: {'Bad Name': x}}\n"), 15, r"expected a header field name"),
+    (text_with(GOOD_RULE.replace("reject", "tag") + "  tag: {headers: {subject: x}}\n"), 15,
+     r"subject cannot be set by a tag .*use subject_prefix"),
     (text_with(GOOD_RULE.replace("reject", "tag") + "  tag: {}\n"), 15, r"expected headers, subject_prefix or both"),
     (text_with(GOOD_RULE.replace("virus {signature}", "two\\nlines")), 12, r"expected one line of text"),
     (text_with(GOOD_RULE.replace("virus {signature}", "bell\\a")), 12, r"no line breaks or other control characters"),
