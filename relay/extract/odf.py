@@ -45,6 +45,10 @@ def _count(attrs: dict[str, str], key: str) -> int:
     return max(1, min(int(value), 1 << 20)) if value.isdigit() else 1
 
 
+_STARTS = frozenset(("p", "h", "s", "tab", "line-break", "table-cell", "covered-table-cell", "table-row", "table"))
+_ENDS = frozenset(("p", "h", "table-cell", "covered-table-cell", "table-row", "table"))
+
+
 class _Flow(Flow):
     __slots__ = ("depth", "sheets", "value")
 
@@ -55,6 +59,10 @@ class _Flow(Flow):
         self.value = ""         # office:value of the open cell, used when it has no paragraph
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
+        if ":" in name:
+            name = name[name.find(":") + 1:]
+        if name not in _STARTS:
+            return
         if name == "p" or name == "h":
             self.depth += 1
         elif name == "s":
@@ -77,6 +85,10 @@ class _Flow(Flow):
             self.open_table()
 
     def end(self, name: str) -> None:
+        if ":" in name:
+            name = name[name.find(":") + 1:]
+        if name not in _ENDS:
+            return
         if name == "p" or name == "h":
             self.depth -= 1
             self.newline()

@@ -41,6 +41,8 @@ class _Types(Handler):
         self.parts: list[tuple[str, str]] = []   # (part name without leading /, content type lower case)
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
+        if ":" in name:
+            name = name[name.find(":") + 1:]
         if name == "Override":
             self.parts.append((attrs.get("PartName", "").lstrip("/"), attrs.get("ContentType", "").lower()))
 
@@ -69,6 +71,10 @@ def _natural(name: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in _NUMBER.split(name))
 
 
+_STARTS = frozenset(("t", "delText", "tab", "br", "cr", "tc", "gridSpan", "tr", "tbl", "Fallback"))
+_ENDS = frozenset(("t", "delText", "p", "tc", "tr", "tbl", "Fallback"))
+
+
 class _Flow(Flow):
     """docx (w:) and DrawingML (a:) share local names: p, t, tab, br, tbl, tr, tc."""
 
@@ -81,6 +87,10 @@ class _Flow(Flow):
         self.span = 1
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
+        if ":" in name:
+            name = name[name.find(":") + 1:]
+        if name not in _STARTS:
+            return   # most elements are formatting: one set lookup
         if self.skip:
             if name == "Fallback":
                 self.skip += 1
@@ -106,6 +116,10 @@ class _Flow(Flow):
             self.skip = 1
 
     def end(self, name: str) -> None:
+        if ":" in name:
+            name = name[name.find(":") + 1:]
+        if name not in _ENDS:
+            return
         if self.skip:
             if name == "Fallback":
                 self.skip -= 1

@@ -26,7 +26,9 @@ Row = list[tuple[int, str]]   # (column index, cell text), columns ascending, em
 
 def clean_cell(text: str) -> str:
     """One cell's text on one line, runs of whitespace collapsed."""
-    return _SPACE.sub(" ", text).strip()
+    if "  " in text or "\n" in text or "\t" in text or "\r" in text or "\xa0" in text:
+        return _SPACE.sub(" ", text).strip()
+    return text.strip()
 
 
 def _is_header(row: Row) -> bool:

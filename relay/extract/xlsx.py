@@ -24,7 +24,21 @@ _DATE_CODE = re.compile(r"[dmyhs]", re.I)
 _MAX_COLUMNS = 16384
 
 
+_COLUMNS: dict[str, int] = {}
+
+
 def _column(ref: str) -> int:
+    """0-based column of a cell reference ("C7" -> 2); -1 if it has no letters."""
+    letters = ref.rstrip("0123456789$")
+    col = _COLUMNS.get(letters)
+    if col is None:
+        col = _letters(letters)
+        if len(_COLUMNS) < 20000:
+            _COLUMNS[letters] = col
+    return col
+
+
+def _letters(ref: str) -> int:
     col = 0
     for ch in ref:
         if "A" <= ch <= "Z":
@@ -48,12 +62,16 @@ class _Strings(Handler):
         self.size = 0
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
+        if ":" in name:
+            name = name[name.find(":") + 1:]
         if name == "t":
             self.in_t = True
         elif name == "rPh":
             self.skip += 1
 
     def end(self, name: str) -> None:
+        if ":" in name:
+            name = name[name.find(":") + 1:]
         if name == "t":
             self.in_t = False
         elif name == "rPh":
@@ -80,6 +98,8 @@ class _Styles(Handler):
         self.in_xfs = False
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
+        if ":" in name:
+            name = name[name.find(":") + 1:]
         if name == "numFmt":
             code = _LITERAL.sub("", attrs.get("formatCode", ""))
             num_id = attrs.get("numFmtId", "")
@@ -92,6 +112,8 @@ class _Styles(Handler):
             self.xf_formats.append(int(num_id) if num_id.isdigit() else 0)
 
     def end(self, name: str) -> None:
+        if ":" in name:
+            name = name[name.find(":") + 1:]
         if name == "cellXfs":
             self.in_xfs = False
 
@@ -101,7 +123,7 @@ class _Styles(Handler):
 
 class _Sheet(Handler):
     __slots__ = ("strings", "dates", "epoch", "rows", "row", "col", "ctype", "style", "value",
-                 "collect", "budget", "size")
+                 "collect", "budget", "size", "seen")
 
     def __init__(self, strings: list[str], dates: frozenset[int], epoch: dt.datetime, budget: Budget,
                  size: int) -> None:
@@ -111,18 +133,21 @@ class _Sheet(Handler):
         self.col = -1
         self.ctype = ""
         self.style = 0
-        self.value: list[str] = []
+        self.value = ""
         self.collect = False
         self.size = size    # text kept so far in this workbook
+        self.seen: dict[str, str] = {}   # date serial -> text (dates repeat)
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
+        if ":" in name:
+            name = name[name.find(":") + 1:]
         if name == "c":
             ref = attrs.get("r")
             self.col = _column(ref) if ref else self.col + 1
             self.ctype = attrs.get("t", "n")
             style = attrs.get("s", "0")
             self.style = int(style) if style.isdigit() else 0
-            self.value = []
+            self.value = ""
         elif name == "v" or name == "t":
             self.collect = True
         elif name == "row":
@@ -130,10 +155,12 @@ class _Sheet(Handler):
             self.col = -1
 
     def end(self, name: str) -> None:
+        if ":" in name:
+            name = name[name.find(":") + 1:]
         if name == "v" or name == "t":
             self.collect = False
         elif name == "c":
-            text = self._cell("".join(self.value))
+            text = self._cell(self.value)
             if text and 0 <= self.col < _MAX_COLUMNS:
                 self.row.append((self.col, tables.clean_cell(text)))
                 self.size += len(text)
@@ -145,7 +172,7 @@ class _Sheet(Handler):
 
     def data(self, data: str) -> None:
         if self.collect:
-            self.value.append(data)
+            self.value += data
 
     def done(self) -> bool:
         return self.budget.full(self.size)
@@ -164,16 +191,22 @@ class _Sheet(Handler):
         return raw
 
     def _date(self, raw: str) -> str:
-        try:
-            serial = float(raw)
-            when = self.epoch + dt.timedelta(days=serial)
-        except (ValueError, OverflowError):
-            return raw
-        if serial < 1:
-            return when.strftime("%H:%M")
-        if when.hour or when.minute:
-            return when.strftime("%d/%m/%Y %H:%M")
-        return when.strftime("%d/%m/%Y")
+        text = self.seen.get(raw)
+        if text is None:
+            text = self.seen[raw] = _date(raw, self.epoch)
+        return text
+
+
+def _date(raw: str, epoch: dt.datetime) -> str:
+    try:
+        serial = float(raw)
+        when = epoch + dt.timedelta(days=serial)
+    except (ValueError, OverflowError):
+        return raw
+    if serial < 1:
+        return f"{when.hour:02d}:{when.minute:02d}"
+    day = f"{when.day:02d}/{when.month:02d}/{when.year:04d}"
+    return f"{day} {when.hour:02d}:{when.minute:02d}" if when.hour or when.minute else day
 
 
 class _Workbook(Handler):
@@ -184,6 +217,8 @@ class _Workbook(Handler):
         self.date1904 = False
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
+        if ":" in name:
+            name = name[name.find(":") + 1:]
         if name == "sheet":
             rid = next((v for k, v in attrs.items() if k.endswith(":id")), "")
             self.sheets.append((attrs.get("name", ""), rid))
@@ -198,6 +233,8 @@ class _Rels(Handler):
         self.targets: dict[str, str] = {}
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
+        if ":" in name:
+            name = name[name.find(":") + 1:]
         if name == "Relationship":
             self.targets[attrs.get("Id", "")] = attrs.get("Target", "")
 

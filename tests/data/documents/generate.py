@@ -41,6 +41,13 @@ def _types(overrides: dict[str, str]) -> str:
             f"{parts}</Types>")
 
 
+def _package_rels(main: str) -> str:
+    """The package relationship real readers (python-docx, openpyxl, Office) start from."""
+    return ('<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+            f'officeDocument" Target="{main}"/></Relationships>')
+
+
 def _w_par(text: str) -> str:
     return f'<w:p><w:r><w:t xml:space="preserve">{escape(text)}</w:t></w:r></w:p>'
 
@@ -60,7 +67,7 @@ def docx(paragraphs=(), table=None, header: str = "", body_xml: str = "") -> byt
     if header:
         members["word/header1.xml"] = f"<w:hdr {W}>{_w_par(header)}</w:hdr>"
         overrides["word/header1.xml"] = "application/vnd.openxmlformats-officedocument.wordprocessingml.header+xml"
-    return _zip({"[Content_Types].xml": _types(overrides), **members})
+    return _zip({"[Content_Types].xml": _types(overrides), "_rels/.rels": _package_rels("word/document.xml"), **members})
 
 
 def docx_raw(document_xml: str | bytes) -> bytes:
@@ -124,7 +131,7 @@ def xlsx(sheets: dict[str, list[list[object]]], date_cells: frozenset[tuple[str,
     members["xl/sharedStrings.xml"] = f'<sst {ns} count="{len(strings)}">{sst}</sst>'
     members["xl/styles.xml"] = (f'<styleSheet {ns}><cellXfs count="2"><xf numFmtId="0"/><xf numFmtId="14"/>'
                                 "</cellXfs></styleSheet>")
-    return _zip({"[Content_Types].xml": _types(overrides), **members})
+    return _zip({"[Content_Types].xml": _types(overrides), "_rels/.rels": _package_rels("xl/workbook.xml"), **members})
 
 
 def pptx(slides: list[list[str]], table: list[list[str]] | None = None) -> bytes:
