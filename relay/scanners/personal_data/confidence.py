@@ -4,8 +4,10 @@ A candidate's confidence starts from what its validator proves and moves with
 what surrounds it:
 
 * **corroboration**: a keyword of its type (whole words, case-insensitive)
-  within ``WINDOW`` characters *before or after* it, or a column header of
-  its type above it in a table (delimited lines: tab, ``|``, ``;`` or ``,``);
+  within ``WINDOW`` characters *before or after* it, or its label: the
+  ``Header: `` right before it (relay.extract writes every table row as
+  ``Header: value | Header: value``), or a column header of its type above
+  it in a raw delimited table (tab, ``|``, ``;`` or ``,``);
 * **negative evidence**: words that say the number is something else (order,
   invoice, ticket, ref, reference, version, ISBN, tracking, serial, ...)
   within the same window *on the candidate's own line*, or in its column header. A negative word that is
@@ -98,9 +100,20 @@ class ChunkContext:
         return best, spans
 
     def header(self, pos: int) -> str:
-        """The column header above ``pos`` in a delimited table, lower case, or ''."""
+        """The label of the value at ``pos``, lower case, or ''.
+
+        Either the cell's own label ("NHS No: 943 476 5919", the extractor's
+        table rows ``Header: value | Header: value``, and forms written the
+        same way), or the column header above it in a delimited table
+        (tab, ``|``, ``;`` or ``,``) whose rows carry no labels.
+        """
         text = self.text
         ls = text.rfind("\n", 0, pos) + 1
+        cell = text.rfind(" | ", ls, pos)
+        cs = ls if cell < 0 else cell + 3
+        colon = text.rfind(": ", cs, pos)
+        if colon >= 0 and colon - cs <= 40 and not text[colon + 2:pos].strip():
+            return text[cs:colon].strip().lower()
         le = text.find("\n", pos)
         le = len(text) if le < 0 else le
         line = text[ls:le]
@@ -166,9 +179,12 @@ class ChunkContext:
             pos_dist, _ = self.nearest(positive, start, end, window)
         if self._tabular is None:
             self._tabular = any(d in self.text for d in _DELIMS)
-        head = self.header(start) if self._tabular else ""
-        head_pos = bool(head and header_words is not None and header_words.search(head))
-        head_neg = bool(head and not head_pos and NEGATIVE.search(head))
+        head = self.header(start) if self._tabular or ": " in self.text else ""
+        head_pos = bool(head and ((header_words is not None and header_words.search(head))
+                                  or (positive is not None and positive.search(head))))
+        # a label on the value's own line is already weighed as a word in the window
+        inline = head and head in self.text[self.text.rfind("\n", 0, start) + 1:start].lower()
+        head_neg = bool(head and not head_pos and not inline and NEGATIVE.search(head))
         corroborated = head_pos or pos_dist >= 0
         negative = head_neg or (neg_dist >= 0 and not head_pos and (pos_dist < 0 or neg_dist < pos_dist))
         return corroborated, negative

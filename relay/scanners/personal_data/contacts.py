@@ -7,8 +7,9 @@ distinct values). What does not count towards a list:
 * the signature blocks: lines after a sign-off ("Kind regards", "Thanks",
   ``-- ``), ``SIGNATURE_LINES`` lines long, where the sender (and, in quoted
   replies, earlier senders) put their own details;
-* addresses on quoted header lines (``From:``, ``To:``, ``Cc:``, ``Sent:``)
-  and the message's own sender and recipients.
+* addresses on quoted header lines (``From:``, ``To:``, ``Cc:``, ``Sent:``),
+  the message's own sender and recipients, and role mailboxes (info@,
+  finance@, helpdesk@, ...: ``ROLE_MAILBOXES``).
 
 Phones are UK numbers as ``phonenumbers`` (region GB) judges them valid.
 A postal address is a valid UK postcode with a street line (a house number
@@ -30,7 +31,13 @@ from relay.findings import Confidence
 from . import redact
 from .confidence import ChunkContext, Hit
 
-SIGNATURE_LINES = 12
+SIGNATURE_LINES = 12              # at most; a block also ends at a blank line or a quoted message
+# Role mailboxes (RFC 2142 and common practice) belong to a function, not a person.
+ROLE_MAILBOXES = frozenset("""info admin administrator postmaster hostmaster webmaster abuse security noc
+support helpdesk help servicedesk it enquiries enquiry inquiries contact office reception sales marketing
+accounts finance payroll hr recruitment careers jobs press media communications billing invoices orders
+noreply no-reply donotreply do-not-reply notifications alerts team hello admissions registry library estates
+facilities events studentservices""".split())
 BULK_MIN = 5
 BULK_ANYWAY = 10
 
@@ -40,6 +47,8 @@ _SIGN_OFF = re.compile(
     r"(?:[,.!]?[ \t]*$|,[ \t]*[A-Z][A-Za-z'\-]+(?:[ \t]+[A-Z][A-Za-z'\-]+)?[ \t]*$)",
     re.I | re.M)
 _QUOTED_HEADER = re.compile(r"[ \t>]*(?:from|to|cc|bcc|sent|reply-to|date)[ \t]*:", re.I)
+_QUOTE_START = re.compile(r"-{2,}\s*(?:original|forwarded) message|(?:from|sent|to|cc|subject):|on .{4,80} wrote:$"
+                          r"|>", re.I)
 _LOCAL = re.compile(r"[A-Za-z0-9._%+\-']{1,64}$")
 _STREET = re.compile(
     r"(?<![0-9A-Za-z])[0-9]{1,4}[A-Za-z]?,?[ \t]+(?:[A-Z][A-Za-z'\-]+[ \t]+){1,3}"
@@ -68,12 +77,22 @@ def signature_zones(text: str, anchors: list[int] | None = None) -> list[tuple[i
                 starts.append(m.start())
     zones = []
     for begin in starts:
-        end = begin
-        for _ in range(SIGNATURE_LINES + 1):
-            nxt = text.find("\n", end + 1)
-            if nxt < 0:
-                end = len(text)
+        end = text.find("\n", begin)
+        end = len(text) if end < 0 else end
+        content = 0
+        for _ in range(SIGNATURE_LINES):           # the block ends at a gap after it or at a quoted message
+            if end >= len(text):
                 break
+            nxt = text.find("\n", end + 1)
+            nxt = len(text) if nxt < 0 else nxt
+            line = text[end + 1:nxt].strip()
+            if not line:
+                if content >= 2:
+                    break
+            elif _QUOTE_START.match(line):
+                break
+            else:
+                content += 1
             end = nxt
         zones.append((begin, end))
     return zones
@@ -130,7 +149,7 @@ def evaluate(cc: ChunkContext, phones: list[tuple[int, str]], emails: list[tuple
             lines["phone_number"].add(_line_of(text, start))
     for at, end in emails:
         value = email_at(text, at, end)
-        if not value or value in exclude or inside(at, zones):
+        if not value or value in exclude or inside(at, zones) or value.split("@", 1)[0] in ROLE_MAILBOXES:
             continue
         ls = _line_of(text, at)
         if _QUOTED_HEADER.match(text, ls + 1):

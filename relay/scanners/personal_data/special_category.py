@@ -61,12 +61,13 @@ def evaluate(cc: ChunkContext, term_hits: list[tuple[int, int, str, str]], id_po
     return hits
 
 
+_CAP_BEFORE = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+[ \t]+$")      # "South Christian", "Mary Christian"
 _GREETING = re.compile(r"(?:dear|hi|hello|hey|morning|thanks|cc|from|to|with|and|for)[ \t,]*$", re.I)
 
 
 def _used_as_name(text: str, start: int, end: int) -> bool:
-    """"Dear Christian," / "Christian Mason" / "Christian," at a line end: a name, not a belief."""
-    if _CAP_PAIR.match(text, start):
+    """"Dear Christian," / "Christian Mason" / "Mary Christian" / "Christian," at a line end: a name."""
+    if _CAP_PAIR.match(text, start) or _CAP_BEFORE.search(text, max(0, start - 30), start):
         return True
     if _GREETING.search(text, max(0, start - 12), start):
         return True

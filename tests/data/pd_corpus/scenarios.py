@@ -188,12 +188,26 @@ def p_table(g: Gen):
         vals = [c[2]().replace(",", "") for c in cols]
         values += vals
         rows.append(f"{first} {last}," + ",".join(vals))
+    if g.r.random() < 0.5:           # as relay.extract writes tables: "Header: value | Header: value"
+        head = rows[0].split(",")
+        rows = [" | ".join(head)] + [" | ".join(f"{h}: {v}" for h, v in zip(head, r.split(",")))
+                                     for r in rows[1:]]
     return "\n".join(rows) + "\n", {PD + c[1] for c in cols}, values
+
+
+def p_hr_form(g: Gen):
+    """A form with several identifiers on labelled lines."""
+    first, last, title = g.person()
+    sc, acct = g.sort_account()
+    nino, dob = g.nino(), g.dob()
+    text = (f"New starter form\nName: {title} {first} {last}\nDate of birth: {dob}\nNI number: {nino}\n"
+            f"Sort code: {sc}\nAccount number: {acct}\nStart date: 1 September")
+    return text, {PD + "uk_nino", PD + "date_of_birth", PD + "uk_bank_account"}, [nino, acct]
 
 
 POSITIVES = [(p_nino, 10), (p_nhs, 8), (p_card, 10), (p_iban, 8), (p_bank, 7), (p_passport, 6), (p_licence, 6),
              (p_utr, 6), (p_dob, 8), (p_special, 12), (p_password, 5), (p_token, 5), (p_key, 3), (p_bulk, 8),
-             (p_table, 6)]
+             (p_table, 6), (p_hr_form, 3)]
 
 
 # ------------------------------------------------------------------ hard negatives
@@ -253,7 +267,24 @@ def n_contact(g: Gen):
                      f"{first} {last} will be your contact ({g.email_of(first, last, 'example.ac.uk')})."])
 
 
-NEGATIVES = [n_order, n_isbn, n_test_card, n_topic, n_dates, n_contact]
+def n_thread(g: Gen):
+    """A quoted reply chain: header lines and earlier senders' signatures are not a contact list."""
+    out = []
+    for _ in range(g.r.randint(2, 4)):
+        a, b, c = g.person(), g.person(), g.person()
+        out.append(f"-----Original Message-----\nFrom: {g.email_of(a[0], a[1])}\nSent: 3 March 2025 10:1{g.r.randint(0, 9)}\n"
+                   f"To: {g.email_of(b[0], b[1])}\nCc: {g.email_of(c[0], c[1])}\nSubject: Re: plans\n\n"
+                   f"Sounds good.\n\nThanks,\n{a[0]}\nTel: {g.phone()}\n")
+    return "\n".join(out)
+
+
+def n_roles(g: Gen):
+    roles = g.r.sample(["info", "finance", "hr", "helpdesk", "library", "estates", "admissions", "payroll",
+                        "enquiries", "reception"], 6)
+    return "Useful addresses:\n" + "\n".join(f"{r.title()}: {r}@example.ac.uk" for r in roles)
+
+
+NEGATIVES = [n_order, n_isbn, n_test_card, n_topic, n_dates, n_contact, n_thread, n_roles]
 FILLER = ["Hope you're well.", "Thanks for the quick reply.", "Let me know if anything else is needed.",
           "I'll be out of office on Friday.", "See the notes from yesterday's meeting below.",
           "Could we move the call to 3pm?", "The report is attached for your review.",

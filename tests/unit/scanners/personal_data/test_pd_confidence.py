@@ -49,3 +49,16 @@ def test_column_header():
     other = text.index("1234567890")
     assert cc.evidence(None, NHS, other, other + 10) == (False, True)
     assert ChunkContext("a,b\n1,2\n").header(0) == ""
+
+
+def test_extractor_table_rows_label_each_cell():
+    text = ("Name | NHS Number | Order No\n"
+            "Name: Jo Bloggs | NHS Number: 485 777 3450 | Order No: 4857773450\n"
+            "Name: Al | Order No: 9434765919\n")
+    cc = ChunkContext(text)
+    nhs_pos = text.index("485 777")
+    assert cc.header(nhs_pos) == "nhs number"
+    assert cc.evidence(None, NHS, nhs_pos, nhs_pos + 12) == (True, False)
+    order_pos = text.index("9434765919")                 # the Name cell is missing in this row
+    assert cc.header(order_pos) == "order no"
+    assert cc.evidence(NHS, NHS, order_pos, order_pos + 10)[1] is True

@@ -71,3 +71,8 @@ def test_evidence_has_no_addresses():
     text = "\n".join(f"person{i}@gmail.com" for i in range(6))
     (f,) = find(text)
     assert f.evidence == "6 distinct email addresses" and "@" not in f.evidence
+
+
+def test_role_mailboxes_are_not_people():
+    text = "\n".join(f"{r}@example.ac.uk" for r in ("info", "finance", "hr", "helpdesk", "library", "estates"))
+    assert "bulk_contacts:email_address" not in types(text)
