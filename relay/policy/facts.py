@@ -35,14 +35,15 @@ class EvalContext:
     )
 
     def __init__(self, envelope: Envelope, message: ParsedMessage, findings: Sequence[Finding],
-                 organisation: Organisation, domains: frozenset[str] = frozenset(),
-                 suffixes: tuple[str, ...] = (), group_of=None) -> None:
+                 organisation: Organisation, domains: frozenset[str] | None = None,
+                 suffixes: tuple[str, ...] | None = None, group_of=None) -> None:
         self.envelope = envelope
         self.message = message
         self.findings = findings
         self.organisation = organisation
-        self._domains = domains
-        self._suffixes = suffixes
+        # the Policy passes these precomputed; derived here otherwise
+        self._domains = frozenset(organisation.internal_domains) if domains is None else domains
+        self._suffixes = tuple("." + d for d in organisation.internal_domains) if suffixes is None else suffixes
         self._group_of = group_of or organisation.group_of
         by_kind: dict[str, list[Finding]] = {}
         for f in findings:

@@ -29,6 +29,11 @@ def test_internal_answer_matches_organisation():
         assert c.is_internal(addr) == ORG.is_internal(addr), addr
 
 
+def test_domains_are_derived_when_not_given():
+    c = EvalContext(Envelope("a@example.ac.uk", ("b@x.org", "c@example.ac.uk")), message(), [], ORG)
+    assert c.external == ("b@x.org",) and c.sender_group == "staff"
+
+
 def test_recipients_split_and_scopes():
     c = ctx(["a@example.ac.uk", "b@x.org", "all-staff@example.ac.uk"])
     assert c.external == ("b@x.org",)
