@@ -102,3 +102,8 @@ def test_subject_and_attachment_are_read_and_counted(make_message):
 
 def test_types_are_registered():
     assert set(CONTRACT_TYPES) == set(TYPES["contract_language"])
+
+
+@pytest.mark.parametrize("sentence", ["I can do it for you tomorrow.", "We can offer you a meeting slot on Friday."])
+def test_everyday_helpfulness_is_not_an_offer(make_message, sentence):
+    assert scan(make_message(body=sentence)) == []
