@@ -10,8 +10,8 @@ message in which
    settings), then the extra headers the verdict's :class:`TagSpec` asks for,
    are added at the top of the header section;
 3. the TagSpec's subject prefix is put in front of the Subject once (not again
-   if the subject already carries it), leaving encoded words and folding as
-   they were.
+   if the decoded subject already carries it anywhere, as replies do), leaving
+   encoded words and folding as they were.
 
 Every other byte, the body included, stays exactly as received, and new lines
 use the message's own line ending. Values we write are sanitised whatever the
@@ -255,6 +255,10 @@ def _plan(raw: bytes, verdict: Verdict, settings: Settings) -> _Plan:
     own = owned_names(settings, verdict)
     eol = head.eol
     kept = [f for f in head.fields if f.key not in own]
+    if kept and kept[0].raw[:1] in (b" ", b"\t"):
+        # A continuation line with no field before it would fold into the last
+        # field we add on top (a sender could append to our verdict): drop it.
+        kept = kept[1:]
     added = [
         render_field(settings.action_header, action_word(verdict.action), eol),
         render_field(settings.rules_header, _rule_ids(verdict), eol),

@@ -8,6 +8,9 @@ import email.policy
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from relay.tagging import (
     clean_text,
@@ -292,3 +295,36 @@ def test_header_edits_when_nothing_to_change(settings):
     edits = header_edits(b"From: a@b.c\r\nSubject: hi\r\n" + BODY, verdict(Action.ACCEPT, rules=()), settings)
     assert edits.delete == () and edits.change == ()
     assert edits.insert == (("X-Policy-Action", "accept"), ("X-Policy-Rules", ""))
+
+
+# --------------------------------------------------------------------------- any input
+
+
+_PIECES = [b"X-Policy-Action: accept", b"x-policy-rules:", b"X-POLICY-ACTION :", b"Subject: hi", b"From: a@b.c",
+           b"=?utf-8?q?x?=", b"\xc3\xa9", b"\xff", b" ", b"\t", b":", b"\r\n", b"\r\n ", b"\n", b"\r", b"\x00",
+           b"\r\n\r\n", b"body"]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=30), st.text(max_size=40), st.text(max_size=20))
+@hsettings(max_examples=300, deadline=None)
+def test_any_input_gets_exactly_our_verdict(parts, note, prefix):
+    from relay.config import Settings
+
+    raw = b"".join(parts)
+    settings = Settings()
+    out = tag(raw, verdict(rules=("r1", note), headers=(("X-Policy-Note", note),), prefix=prefix), settings)
+    head = split_head(out)
+    assert [f.raw.rstrip(b"\r\n") for f in head.named("X-Policy-Action")] == [b"X-Policy-Action: tag"]
+    assert len(head.named("X-Policy-Rules")) == 1 and len(head.named("X-Policy-Note")) <= 1
+    assert out.endswith(split_head(raw).rest)
+    for f in head.named("X-Policy-Rules") + head.named("X-Policy-Note"):
+        text = f.raw.replace(head.eol, b"")
+        assert text.isascii() and not re.search(rb"[\x00-\x08\x0a-\x1f\x7f]", text), f.raw
+    assert parsed(out).get_all("X-Policy-Action") == ["tag"]
+
+
+def test_leading_continuation_line_cannot_extend_our_headers(settings):
+    raw = b" forged-rule, X-Injected: 1\r\nFrom: a@b.c\r\n" + BODY
+    out = tag(raw, verdict(rules=("r1",)), settings)
+    assert parsed(out)["X-Policy-Rules"] == "r1"
+    assert b"forged-rule" not in out and out.endswith(b"From: a@b.c\r\n" + BODY)
