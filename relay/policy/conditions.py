@@ -43,6 +43,7 @@ class Source:
 class Compiled:
     test: Test
     finding_tests: tuple[tuple[tuple[str, ...], Pred | None], ...]  # positive ones only, kinds in file order
+    kinds: frozenset[str] = frozenset()  # every finding kind the condition looks at (under `not` too)
 
     def cite(self, ctx: EvalContext) -> tuple[Finding, ...]:
         out: list[Finding] = []
@@ -80,10 +81,11 @@ class _Compiler:
         self.src = src
         self.known = known
         self.finding_tests: list[tuple[tuple[str, ...], Pred | None]] = []
+        self.kinds: set[str] = set()
 
     def compile(self, node: Any, path: str, line: int, positive: bool) -> Compiled:
         test = self._node(node, path, line, positive)
-        return Compiled(test, tuple(self.finding_tests))
+        return Compiled(test, tuple(self.finding_tests), frozenset(self.kinds))
 
     # ------------------------------------------------------------ structure
 
@@ -148,6 +150,7 @@ class _Compiler:
         pred = _and_preds(checks)
         kind_set = frozenset(kinds)
         ordered = tuple(dict.fromkeys(kinds))  # file order: reasons list kinds in a stable order
+        self.kinds.update(ordered)
         if positive:
             self.finding_tests.append((ordered, pred))
 
@@ -236,8 +239,10 @@ class _Compiler:
             need = self._size(value, path, line)
             return lambda ctx: ctx.message.size >= need
         if key == "encrypted":
+            self.kinds.add("encrypted_message")
             want = self._bool(value, path, line)
             return lambda ctx: ctx.encrypted is want
+        self.kinds.add("signed_message")
         want = self._bool(value, path, line)  # signed
         return lambda ctx: ctx.signed is want
 

@@ -42,7 +42,7 @@ class Policy:
 
     __slots__ = ("spec", "name", "version", "organisation", "custom_detectors", "rules", "monitor", "_default", "_failure",
                  "_tags", "_domains", "_suffixes",
-                 "_group_of")
+                 "_group_of", "kinds")
 
     def __init__(self, spec: PolicySpec) -> None:
         self.spec = spec
@@ -52,6 +52,9 @@ class Policy:
         self.custom_detectors = spec.detectors
         self.rules = spec.rules
         self.monitor = spec.monitor
+        # Every finding kind some rule (monitored ones too) looks at: scanners reporting none of
+        # these need not run (``build_scanners(settings, needed=policy.kinds)``).
+        self.kinds: frozenset[str] = frozenset().union(*(r.kinds for r in spec.rules))
         self._default = spec.defaults.action
         self._failure = spec.defaults.scanner_failure
         self._domains = frozenset(spec.organisation.internal_domains)
@@ -81,6 +84,7 @@ class Policy:
             "groups": list(self.organisation.groups),
             "distribution_lists": len(self.organisation.distribution_lists),
             "detectors": [d.name for d in self.custom_detectors],
+            "kinds": sorted(self.kinds),
             "default_action": str(self._default),
             "scanner_failure": str(self._failure),
         }

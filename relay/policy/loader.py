@@ -279,7 +279,7 @@ class _Builder:
             tag = self.tag(node["tag"], f"{where}.tag", node.line_of("tag"))
         compiled = conditions.compile_condition(node["when"], f"{where}.when", node.line_of("when"), self.src, known)
         return Rule(rid, clause.strip(), reason, action, compiled.test, compiled.cite, reasons.compile_reason(reason),
-                    monitor, scope, notify, tag, node.line_of("id"))
+                    monitor, scope, notify, tag, node.line_of("id"), compiled.kinds)
 
     def tag(self, value: Any, where: str, line: int) -> TagSpec:
         node = self.mapping(value, where, line, schema.TAG_KEYS)

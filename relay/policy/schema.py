@@ -110,6 +110,7 @@ class Rule:
     notify_sender: bool = False
     tag: TagSpec = TagSpec()
     line: int = 0
+    kinds: frozenset[str] = frozenset()                  # finding kinds the condition looks at
 
 
 @dataclass(frozen=True, slots=True)

@@ -216,3 +216,22 @@ def test_evaluate_is_repeatable_and_does_not_keep_state():
     assert a == b
     c = policy.evaluate(envelope("s@students.example.ac.uk", EXT), message(), [])
     assert c.action is A.ACCEPT
+
+
+def test_policy_kinds_name_every_kind_a_condition_looks_at():
+    policy = policy_from("""
+        - id: a
+          clause: "1"
+          reason: "x"
+          when: {all: [{finding: {kind: [macro, dde]}}, {not: {finding: {kind: malware}}}, {encrypted: false}]}
+          action: hold
+        - id: b
+          clause: "1"
+          reason: "x"
+          when: {any: [{signed: true}, {external_recipients: true}]}
+          action: tag
+          mode: monitor
+        """)
+    assert policy.kinds == {"macro", "dde", "malware", "encrypted_message", "signed_message"}
+    assert policy.rules[0].kinds == {"macro", "dde", "malware", "encrypted_message"}
+    assert policy.summary()["kinds"] == sorted(policy.kinds)
