@@ -12,13 +12,14 @@ others go on.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from relay.envelope import Envelope
 from relay.extract import Extraction
-from relay.findings import Finding
+from relay.findings import KINDS, Finding
 from relay.message import ParsedMessage
 from relay.organisation import Organisation
 
@@ -41,6 +42,42 @@ class Scanner(Protocol):
     async def scan(self, ctx: ScanContext) -> Sequence[Finding]: ...
 
 
-def build_scanners(settings: Settings) -> list[Scanner]:
-    """The scanners the relay runs, in order."""
-    return []
+# The scanners the relay runs, in order, with the finding kinds each can report.
+# The pipeline skips a scanner when the policy tests none of its kinds (work sized to
+# the policy); a scanner's failure (scanner_unavailable) always counts.
+SCANNERS: tuple[tuple[str, str, frozenset[str]], ...] = (
+    ("relay.scanners.antivirus", "AntivirusScanner", frozenset({"malware"})),
+    ("relay.scanners.filetypes", "FileTypeScanner",
+     frozenset({"executable", "script", "disk_image", "macro", "dde", "type_mismatch"})),
+    ("relay.scanners.protection", "ProtectionScanner",
+     frozenset({"encrypted_content", "encrypted_message", "signed_message", "weak_protection"})),
+    ("relay.scanners.personal_data", "PersonalDataScanner",
+     frozenset({"personal_data", "special_category", "bulk_contacts", "credential"})),
+    ("relay.scanners.confidential", "ConfidentialScanner", frozenset({"confidential_marker"})),
+    ("relay.scanners.language", "LanguageScanner", frozenset({"abusive_language"})),
+    ("relay.scanners.recipients", "RecipientsScanner", frozenset({"visible_recipients", "distribution_list"})),
+    ("relay.scanners.contracts", "ContractScanner", frozenset({"contract_language"})),
+    ("relay.scanners.figures", "FiguresScanner", frozenset({"unworded_figure", "figure_mismatch"})),
+    ("relay.scanners.client", "DesktopClientScanner", frozenset({"desktop_client"})),
+)
+
+_NEEDS_SETTINGS = {"AntivirusScanner", "FileTypeScanner", "ProtectionScanner"}
+
+
+def kinds_of(scanner: Scanner) -> frozenset[str]:
+    """The finding kinds ``scanner`` can report (every kind for one not in SCANNERS)."""
+    for _, cls_name, kinds in SCANNERS:
+        if type(scanner).__name__ == cls_name:
+            return kinds
+    return frozenset(KINDS)
+
+
+def build_scanners(settings: Settings, needed: frozenset[str] | None = None) -> list[Scanner]:
+    """The scanners the relay runs, in order; with ``needed``, only those reporting a needed kind."""
+    out: list[Scanner] = []
+    for module, cls_name, kinds in SCANNERS:
+        if needed is not None and kinds.isdisjoint(needed):
+            continue
+        cls = getattr(importlib.import_module(module), cls_name)
+        out.append(cls(settings) if cls_name in _NEEDS_SETTINGS else cls())
+    return out
