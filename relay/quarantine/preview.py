@@ -1,10 +1,11 @@
 """A text preview of a held message for ``relay quarantine show``, personal data masked.
 
-The preview shows the routing headers (From, To, Cc, Reply-To, Date,
-Message-ID) as they are, the Subject, the list of parts and the start of the
-text body. Unless the reviewer asks to ``--reveal``, anything that looks like
-the identifiers the scanners look for is masked in the Subject, the part names
-and the body: e-mail addresses, IBANs, UK National Insurance numbers, driving
+The preview shows the header fields (routing ones such as From, To, Cc,
+Date, Message-ID and Received as they are, the others masked), the list of
+parts and the start of the text body. Unless the reviewer asks to
+``--reveal``, anything that looks like the identifiers the scanners look for
+is masked in the Subject and other non-routing fields, the part names and the
+body: e-mail addresses, IBANs, UK National Insurance numbers, driving
 licence numbers, postcodes, and every run of digits of four or more (card,
 account, NHS, passport, phone numbers, dates). Masking keeps the shape
 (``•••• •••• •••• ••••``) so the reviewer can still tell what kind of thing
@@ -24,7 +25,10 @@ from relay.message import ParsedMessage, Part, parse
 BULLET = "•"
 DEFAULT_CHARS = 4000
 
-_ROUTING_HEADERS = ("From", "To", "Cc", "Reply-To", "Date", "Message-ID")
+_ROUTING_HEADERS = {"from", "to", "cc", "reply-to", "sender", "date", "message-id", "in-reply-to", "references",
+                    "received", "return-path", "mime-version", "content-type", "content-transfer-encoding"}
+MAX_HEADERS = 60
+MAX_HEADER_CHARS = 300
 
 _PATTERNS = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+",                                   # e-mail address
@@ -100,10 +104,14 @@ def render(raw: bytes, reveal: bool = False, max_chars: int = DEFAULT_CHARS) -> 
 
     message = parse(raw)
     lines = ["Headers:"]
-    for name in _ROUTING_HEADERS:
-        for value in message.header_all(name):
-            lines.append(f"  {name}: {safe(value)}")
-    lines.append(f"  Subject: {shown(message.subject)}")
+    for n, (name, value) in enumerate(message.headers):
+        if n == MAX_HEADERS:
+            lines.append(f"  [... {len(message.headers) - MAX_HEADERS} more header fields]")
+            break
+        value = " ".join(value.split())
+        value = value if len(value) <= MAX_HEADER_CHARS else value[:MAX_HEADER_CHARS] + "…"
+        routing = name.lower() in _ROUTING_HEADERS
+        lines.append(f"  {safe(name)}: {safe(value) if routing else shown(value)}")
     lines.append("Parts:")
     lines.extend(_part_line(p, shown) for p in message.leaves())
     text, where = _body_text(message)

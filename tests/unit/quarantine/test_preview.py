@@ -48,3 +48,14 @@ def test_render_html_only_and_long_bodies(make_message):
     assert "Hello there" in " ".join(text.split()) and "alert" not in text and "<b>" not in text
     long = render(make_message(body="word " * 2000), max_chars=100)
     assert "more characters]" in long
+
+
+def test_other_header_fields_are_masked_and_bounded(make_message):
+    headers = {"X-Employee-Id": "EMP 12345678", "X-Note": "\x1b[31m" + "x" * 500}
+    text = render(make_message(headers=headers))
+    assert "X-Employee-Id: EMP ••••••••" in text
+    assert "\x1b" not in text and "x" * 301 not in text
+    many = b"".join(b"X-H%d: v\r\n" % i for i in range(100)) + make_message()
+    out = render(many)
+    assert "more header fields]" in out
+    assert len(out.split("Parts:")[0].splitlines()) == 1 + 60 + 1  # title, 60 fields, the "more" line
