@@ -241,7 +241,7 @@ class _Walker:
         payload = b""
         archive = ""
         cte = _cte(msg)
-        if ctype.startswith("multipart/") and msg.get_boundary() is None:
+        if ctype.startswith("multipart/") and not msg.get_boundary():
             self.problem("malformed", "broken_boundary", where)
             ctype = "text/plain"  # as the stdlib and most readers do: the body is text
         if ctype.startswith("multipart/") or ctype in ("message/rfc822", "message/global"):
@@ -272,7 +272,8 @@ class _Walker:
                     archive=archive)
 
     def _split(self, buf: bytes, start: int, end: int, boundary: str, where: str) -> list[tuple[int, int]]:
-        parts, closed = split_multipart(buf, boundary, start, end)
+        room = max(self.limits.max_parts - self.parts, 0) + 1   # one more, so the bound is seen
+        parts, closed = split_multipart(buf, boundary, start, end, room)
         if parts is None:
             self.problem("malformed", "broken_boundary", where)
             return []
@@ -392,7 +393,9 @@ def _split_entity(buf: bytes, start: int, end: int) -> tuple[Message, bytes, int
             head, body = buf[start:lf + 1], lf + 2
         else:
             head, body = buf[start:end], end
-    msg = _PARSER.parsebytes(head + b"\r\n\r\n" if head else b"\r\n", headersonly=True)
+    if not head.strip():
+        return Message(), buf, body, end
+    msg = _PARSER.parsebytes(head + b"\r\n\r\n", headersonly=True)
     extra = msg.get_payload()
     msg.set_payload(None)
     if isinstance(extra, str) and extra.strip():  # a line that is no header ended the header section early
@@ -402,13 +405,13 @@ def _split_entity(buf: bytes, start: int, end: int) -> tuple[Message, bytes, int
 
 
 def split_multipart(buf: bytes, boundary: str, start: int = 0, end: int | None = None,
-                    ) -> tuple[list[tuple[int, int]] | None, bool]:
+                    limit: int = 1 << 30) -> tuple[list[tuple[int, int]] | None, bool]:
     """Spans of the entities between ``--boundary`` delimiter lines in ``buf[start:end]``, and
     whether the close delimiter was seen; None if there is no delimiter at all.
 
     A delimiter is ``--boundary`` at the start of a line, followed by optional
     white space and the line end (RFC 2046 5.1.1); the line break before it
-    belongs to it.
+    belongs to it. At most ``limit`` spans are returned.
     """
     end = len(buf) if end is None else end
     delim = b"--" + boundary.encode("ascii", "surrogateescape")
@@ -434,6 +437,8 @@ def split_multipart(buf: bytes, boundary: str, start: int = 0, end: int | None =
             if stop > first and buf[stop - 1] == 0x0D:
                 stop -= 1
             spans.append((first, stop))
+            if len(spans) >= limit:
+                return spans, True
         if closing:
             return spans, True
         first = pos = line_end + 1 if eol >= 0 else end

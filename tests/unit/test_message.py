@@ -247,3 +247,12 @@ def test_leaves_agree_with_the_stdlib_on_well_formed_mail(attachments, body, lf_
     theirs = [(p.get_content_type(), p.get_payload(decode=True) or b"")
               for p in email.message_from_bytes(raw, policy=email.policy.compat32).walk() if not p.is_multipart()]
     assert ours == theirs
+
+
+def test_a_flood_of_delimiters_is_cut_at_max_parts_and_empty_boundaries_are_broken():
+    flood = b"From: a@example.org\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" + b"--b\r\n" * 500_000
+    msg = parse(flood, ParseLimits(max_parts=50))
+    assert ("limit_exceeded", "max_parts") in kinds(msg)
+    assert sum(1 for _ in msg.walk()) <= 50
+    empty = b"From: a@example.org\r\nContent-Type: multipart/mixed; boundary=\"\"\r\n\r\n--\r\nx\r\n----\r\n"
+    assert ("malformed", "broken_boundary") in kinds(parse(empty))
