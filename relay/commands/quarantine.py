@@ -5,7 +5,7 @@ Every command reads the settings (``--config`` / ``RELAY_*``; the store is
 (``quarantine.release``, ``.delete``, ``.reveal``, ``.export``, ``.purge``),
 so stdout carries only the output (a table, ``--json``, or exported bytes).
 
-Exit status: 0 done; 1 bad settings or arguments; 3 no such message (or a
+Exit status: 0 done; 1 bad settings; 2 bad arguments; 3 no such message (or a
 malformed id); 4 already released, deleted or being released; 5 the store is
 unavailable; 6 the next hop refused or was unreachable (the message stays held).
 """
@@ -92,7 +92,18 @@ json_option = click.option("--json", "as_json", is_flag=True, help="JSON for scr
 
 @click.group("quarantine")
 def quarantine() -> None:
-    """Review held messages: list, show, release, delete, export, purge."""
+    """Review held messages: list, show, release, delete, export, purge.
+
+    The store is the `quarantine` setting (RELAY_QUARANTINE). Reviewer actions
+    are logged as events on stderr (JSON unless stderr is a terminal and
+    log_format is auto); stdout carries only the output.
+
+    \b
+    Exit status: 0 done; 1 bad settings; 2 bad arguments;
+    3 no such message or a malformed id; 4 already released, deleted
+    or being released; 5 store unavailable (or `check` found problems);
+    6 the next hop refused or was unreachable (the message stays held).
+    """
 
 
 @quarantine.command("list")
@@ -207,7 +218,14 @@ def describe(msg: HeldMessage) -> str:
 @reviewer_option
 @note_option
 def release_(config_path, qid, reviewer, note) -> None:
-    """Send the original message on to the next hop (exactly once)."""
+    """Send the original message on to the next hop, once.
+
+    Two reviewers releasing together get one delivery; the other is told it
+    is being released. If the next hop refuses or is down, the message stays
+    held and the refusal is in its history. A release that died half-way can
+    be retried after the lease (10 x upstream_timeout); if it died after the
+    next hop had accepted, that retry sends a second copy.
+    """
 
     async def work(settings, store: Store):
         try:
