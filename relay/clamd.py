@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from relay.errors import ScannerUnavailable
 
 CHUNK = 1024 * 1024
+# The EICAR anti-virus test string, for self-tests: every clamd detects it (a harmless file by design).
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 _MAX_REPLY = 64 * 1024
 _REPLY = re.compile(r"stream: (?:(OK)|(\S.*?) FOUND)")
 
