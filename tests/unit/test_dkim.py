@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import os
 import re
@@ -218,6 +219,7 @@ def test_sign_header_for_milter(signer):
     assert (t["d"], t["s"], t["a"]) == ("dept.example.ac.uk", "dept", "ed25519-sha256")
 
 
+@functools.cache
 def public_record(key_path) -> bytes:
     key = serialization.load_pem_private_key(key_path.read_bytes(), None)
     der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -375,3 +377,19 @@ def test_key_readable_by_others_is_warned_about(make_settings, tmp_path, keydir)
         with capture_logs() as logs:
             Signer.from_settings(make_settings(dkim_domain="example.ac.uk", dkim_selector="s", dkim_key=str(path)))
         assert [e["event"] for e in logs] == (["dkim.key_readable_by_others"] if warned else []), mode
+
+
+_HEADER_LINES = [b"Subject:  x \t y ", b"To: b@c.d", b"to:\tB@C.D ,", b" folded", b"\tfolded\t ", b"List-Id: <l.x>",
+                 b"X-Policy-Action: tag", b"Date: Sat, 28 Nov 2026", b"Cc:", b"Received: by x",
+                 "Subject: Grüße".encode(), b"Content-Type: text/plain;", b"\t charset=utf-8", b"X-Other: 1"]
+_BODY_PARTS = [b"a", b" ", b"\t", b"  ", b"\r\n", "é".encode(), b".", b"\r\n\r\n"]
+
+
+@given(st.lists(st.sampled_from(_HEADER_LINES), max_size=12), st.lists(st.sampled_from(_BODY_PARTS), max_size=40))
+@settings(max_examples=100, deadline=None)
+def test_dkimpy_agrees_on_any_message(signer, keydir, headers, body):
+    lines = [b"From: Alice <alice@example.ac.uk>"] + headers
+    raw = b"\r\n".join(lines) + b"\r\n\r\n" + b"".join(body) + b"\r\n"
+    out = signer.sign_sync(raw)
+    assert out.endswith(raw)
+    assert dkimpy_verifies(out, public_record(keydir / "rsa.pem"))
