@@ -135,7 +135,18 @@ def _read_capped(stream, budget: Budget, compressed: int) -> bytes:
 # --------------------------------------------------------------------------- formats
 
 
+def _zip_declared_entries(data: bytes) -> int:
+    """The member count in the end-of-central-directory record (0xFFFF: ZIP64, many); -1 if none found."""
+    eocd = data.rfind(b"PK\x05\x06", max(len(data) - 65557, 0))
+    if eocd < 0 or eocd + 22 > len(data):
+        return -1
+    return int.from_bytes(data[eocd + 10:eocd + 12], "little")
+
+
 def _zip(data: bytes, budget: Budget, problems: list) -> list[Member] | None:
+    # zipfile reads the whole central directory into objects: refuse absurd counts before it does
+    if _zip_declared_entries(data) > 4 * budget.max_members:
+        raise _Bound("max_archive_members")
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         infos = zf.infolist()
         if _is_document_zip([i.filename for i in infos]):

@@ -77,7 +77,7 @@ def test_byte_budget_is_shared_and_checked():
 
 
 def test_member_count_bound():
-    listing = list_members(samples.zip_of({f"{i}.txt": b"" for i in range(50)}), budget(max_members=5))
+    listing = list_members(samples.zip_of({f"{i}.txt": b"" for i in range(12)}), budget(max_members=5))
     assert len(listing.members) == 5
     assert ("limit_exceeded", "max_archive_members") in listing.problems
 
@@ -110,3 +110,9 @@ def test_rar_members_listed_stored_bytes_read_encrypted_flagged():
                                                                         ("b.txt", b"text", False)]
     locked = list_members(samples.rar4_of({"a.exe": b"MZ"}, encrypted=True), budget())
     assert [(m.name, m.data, m.encrypted) for m in locked.members] == [("a.exe", b"", True)]
+
+
+def test_a_zip_declaring_far_too_many_members_is_not_opened():
+    data = samples.zip_of({f"{i}": b"" for i in range(30)})
+    listing = list_members(data, budget(max_members=5))
+    assert listing.problems == (("limit_exceeded", "max_archive_members"),) and listing.members == ()
