@@ -359,3 +359,40 @@ def test_keygen_record_verifies_its_signatures(tmp_path, make_message, kind, bit
     _, _, other = keygen(tmp_path / "other", "fresh.example", "k1", kind)   # another key's record
     for verifier, sigs in Verifiers(tmp_path, {name: other}).all(out, ed25519=kind == "ed25519").items():
         assert sigs and sigs[0] == ("fresh.example", "k1", "fail"), verifier
+
+
+# --------------------------------------------------------------------------- many shapes at once
+
+
+_HEADER_SHAPES = [b"Subject:  x \t y ", b"To: b@c.d", b"to:\tB@C.D ,\r\n folded\r\n\tagain\t ", b"List-Id: <l.x>",
+                  b"Date: Sat, 28 Nov 2026 10:00:00 +0000", b"Cc:", b"Received: by x", b"Subject : obsolete space",
+                  "Subject: Grüße aus Köln".encode(), b"Content-Type: text/plain;\r\n\t charset=utf-8",
+                  b"X-Policy-Action: accept", b"x-policy-rules:\r\n forged", b"Reply-To: <r@example.ac.uk>",
+                  b"References: " + b" ".join(b"<%d@x.example>" % i for i in range(30))]
+_BODY_SHAPES = [b"a", b" ", b"\t", b"  ", b"\r\n", "é東".encode(), b".", b"\r\n\r\n", b"\r\n.\r\n", b"x" * 200]
+
+
+def test_many_message_shapes_verify_with_opendkim(world):
+    import random
+
+    rnd = random.Random(20261128)
+    paths = []
+    for i in range(60):
+        headers = [b"From: Alice <alice@example.ac.uk>"] + rnd.choices(_HEADER_SHAPES, k=rnd.randrange(0, 10))
+        rnd.shuffle(headers)
+        raw = b"\r\n".join(headers) + b"\r\n\r\n" + b"".join(rnd.choices(_BODY_SHAPES, k=rnd.randrange(0, 60)))
+        raw += b"" if raw.endswith(b"\r\n") else b"\r\n"          # SMTP ends the data with CRLF
+        verdict = tag_verdict(prefix=rnd.choice(["", "[EXT]", "[Prüfen]"]), rules=(f"rule-{i}",))
+        path = world.verify.workdir / f"shape{i}.eml"
+        path.write_bytes(act(world, raw, verdict))
+        paths.append(path)
+    keys = world.verify.workdir / "keys.txt"
+    keys.write_text("".join(f"{name} {value}\n" for name, value in world.verify.records.items()))
+    conf = world.verify.workdir / "opendkim.conf"
+    conf.write_text(f"Mode v\nSyslog no\nTestPublicKeys {keys}\n")
+    done = subprocess.run([opendkim_binary(), "-x", str(conf), "-t", ",".join(map(str, paths))],
+                          capture_output=True, text=True, timeout=120)
+    out = done.stdout + done.stderr
+    good = re.findall(r"^opendkim: (\S+): verification \(s=rsa2026, d=example\.ac\.uk, 2048-bit key\) succeeded$",
+                      out, re.M)
+    assert sorted(good) == sorted(map(str, paths)), out
