@@ -63,6 +63,9 @@ def run_ours(items: list[dict]) -> tuple[list[set[str]], list[bool], float]:
 
 
 def presidio_recognizers() -> list:
+    import logging
+
+    logging.getLogger("tldextract").setLevel(logging.CRITICAL)   # no network here: it falls back to its snapshot
     from presidio_analyzer import predefined_recognizers as pr
 
     recs = [pr.UkNinoRecognizer(), pr.NhsRecognizer(), pr.CreditCardRecognizer(), pr.IbanRecognizer(),

@@ -45,6 +45,7 @@ NEGATIVE = words([
 ])
 
 _DELIMS = ("\t", "|", ";", ",")
+_WORD_END = re.compile(r"[^A-Za-z0-9]")
 
 
 class ChunkContext:
@@ -64,14 +65,11 @@ class ChunkContext:
     # -------------------------------------------------------------- windows
 
     def _bounds(self, start: int, end: int, window: int) -> tuple[int, int]:
+        # the patterns' own look-behind sees past ``lo``; extend ``hi`` to the end of its word
         lo = max(0, start - window)
         hi = min(len(self.text), end + window)
-        # do not cut a word in two at the edges
-        while lo > 0 and lo > start - window - 20 and self.text[lo - 1].isalnum():
-            lo -= 1
-        while hi < len(self.text) and hi < end + window + 20 and self.text[hi].isalnum():
-            hi += 1
-        return lo, hi
+        m = _WORD_END.search(self.text, hi, min(len(self.text), hi + 20))
+        return lo, (m.start() if m else min(len(self.text), hi + 20))
 
     def nearest(self, pattern: re.Pattern[str], start: int, end: int, window: int = WINDOW,
                 exclude: list[tuple[int, int]] | None = None,
@@ -118,7 +116,10 @@ class ChunkContext:
         le = len(text) if le < 0 else le
         line = text[ls:le]
         delim = next((d for d in _DELIMS if d in line), "")
-        if not delim:
+        if not delim or ls == 0:
+            return ""
+        above = text[text.rfind("\n", 0, ls - 1) + 1:ls - 1]
+        if delim not in above:                        # one delimited line is prose, not a table
             return ""
         block = self._block_header(ls, delim)
         if block is None:

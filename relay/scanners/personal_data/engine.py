@@ -133,14 +133,17 @@ def scan_chunk(cc: ChunkContext, detectors: Iterable[object] = (),
     phones: list[tuple[int, str]] = []
     emails: list[tuple[int, int]] = []
     postcodes: list[tuple[int, int]] = []
+    found_anchors = anchors.find(text)
+    has_dob_words = any(f == "dob" for _, _, f, _, _ in found_anchors)  # a DOB needs one: skip dates otherwise
     for m in _SCAN.finditer(text):
         kind = m.lastgroup
         start, end = m.span()
         hit = None
         if kind == "num":
             _number(cc, start, end, hits, phones)
-        elif kind == "date" or kind == "month":
-            hit = dob.check(cc, start, end, text[start:end])
+        elif kind == "date":
+            if has_dob_words:
+                hit = dob.check(cc, start, end, text[start:end])
         elif kind == "email":
             if start and text[start - 1] not in " \t\n\r<>(),;:\"'[]":
                 emails.append((start, end))
@@ -159,7 +162,7 @@ def scan_chunk(cc: ChunkContext, detectors: Iterable[object] = (),
     terms: list[tuple[int, int, str, str]] = []
     seen_anchor: set[int] = set()
     signoffs: list[int] = []
-    for begin, stop, family, category, word in anchors.find(text):
+    for begin, stop, family, category, word in found_anchors:
         if family == "signoff":
             signoffs.append(begin)
             continue
