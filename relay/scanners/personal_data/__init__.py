@@ -45,18 +45,23 @@ def detect(chunks: Iterable[object], detectors: Iterable[object] = (),
     """
     detectors = tuple(detectors)
     excluded = frozenset(a.lower() for a in exclude if a)
-    findings: list[Finding] = []
+    # chunks that share a place (a text/plain body and its text/html twin) report together
+    by_place: dict[tuple[str, bool], list[Hit]] = {}
     for chunk in chunks:
         text = getattr(chunk, "text", "")
         if not text:
             continue
         cc = ChunkContext(text, getattr(chunk, "where", "body"), getattr(chunk, "source", "body"),
                           bool(getattr(chunk, "protected", False)))
-        findings.extend(_aggregate(scan_chunk(cc, detectors, excluded), cc))
+        by_place.setdefault((cc.where, cc.protected), []).extend(scan_chunk(cc, detectors, excluded))
+    findings: list[Finding] = []
+    for (where, protected), hits in by_place.items():
+        findings.extend(_aggregate(hits, where, protected))
     return findings
 
 
-def _aggregate(hits: list[Hit], cc: ChunkContext) -> list[Finding]:
+def _aggregate(hits: list[Hit], where: str, protected: bool) -> list[Finding]:
+    """One finding per (kind, type, confidence); each distinct value once, in its highest band."""
     best: dict[tuple[str, str], dict[str, Hit]] = {}
     for hit in hits:
         values = best.setdefault((hit.kind, hit.type), {})
@@ -69,7 +74,7 @@ def _aggregate(hits: list[Hit], cc: ChunkContext) -> list[Finding]:
             group = [h for h in values.values() if h.confidence == conf]
             if group:
                 group.sort(key=lambda h: h.start)
-                out.append(Finding(kind, type_, conf, len(group), cc.where, group[0].evidence, cc.protected))
+                out.append(Finding(kind, type_, conf, len(group), where, group[0].evidence, protected))
     return out
 
 

@@ -284,7 +284,13 @@ def n_roles(g: Gen):
     return "Useful addresses:\n" + "\n".join(f"{r.title()}: {r}@example.ac.uk" for r in roles)
 
 
-NEGATIVES = [n_order, n_isbn, n_test_card, n_topic, n_dates, n_contact, n_thread, n_roles]
+def n_sites(g: Gen):
+    """Postcodes of sites and depots: places, not people's addresses."""
+    return "Courier collection points this week:\n" + "\n".join(
+        f"- {g.f.city()} depot, {g.f.postcode()}" for _ in range(g.r.randint(5, 9)))
+
+
+NEGATIVES = [n_order, n_isbn, n_test_card, n_topic, n_dates, n_contact, n_thread, n_roles, n_sites]
 FILLER = ["Hope you're well.", "Thanks for the quick reply.", "Let me know if anything else is needed.",
           "I'll be out of office on Friday.", "See the notes from yesterday's meeting below.",
           "Could we move the call to 3pm?", "The report is attached for your review.",

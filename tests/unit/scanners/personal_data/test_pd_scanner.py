@@ -91,3 +91,9 @@ def test_corpus_quality_floor():
 def test_personal_data_types_registry_covers_what_we_emit():
     assert {"uk_nino", "nhs_number", "payment_card", "iban", "uk_bank_account", "uk_passport",
             "uk_driving_licence", "uk_utr", "date_of_birth", "phone_number", "postal_address"} <= set(PERSONAL_DATA_TYPES)
+
+
+def test_plain_and_html_twins_report_once():
+    text = "NI number AB123456C"
+    findings = detect([TextChunk("body", text, "body"), TextChunk("body", text + "\n", "body")])
+    assert [(f.type, f.count) for f in findings] == [("uk_nino", 1)]
