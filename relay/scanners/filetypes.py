@@ -19,7 +19,7 @@ that matter here (which alone run on message bodies) -- and from its name. Findi
   ``CD001``, ``vhdxfile``, ``conectix``, a DMG ``koly`` trailer, an MBR
   partitioned image) or extension.
 - ``macro`` vba | xlm: oletools olevba on Office documents (OLE2 and OOXML).
-- ``dde``: DDE/DDEAUTO fields in Word documents (oletools msodde), DDE links
+- ``dde``: DDE/DDEAUTO fields in Word and RTF documents (oletools msodde), DDE links
   and ``cmd|'...'!A1`` formulas in Excel workbooks, and CSV cells starting
   ``=cmd|`` and the like.
 - ``type_mismatch`` (type: the real type) where the name or the declared
@@ -258,6 +258,8 @@ def dde(data: bytes, ext: str) -> bool:
                         if b"<ddeLink" in xml or _DDE_FORMULA.search(xml):
                             return True
             return False
+        if data[:5] == b"{\\rtf":
+            return bool(msodde.process_rtf(io.BytesIO(data)).strip())
         if ext == "csv":
             return bool(_DDE_CSV.search(data[:4 * 1024 * 1024]))
     except Exception:  # noqa: BLE001 - a document too broken to parse holds no field we can see

@@ -126,3 +126,9 @@ def test_executables_in_bodies_are_found_and_text_is_not_one():
     assert {(f.kind, f.type) for f in check_part(pe)} == {("executable", "pe"), ("type_mismatch", "pe")}
     text = Part("1.1", "text/plain", payload=b"MZ Smith wrote: " + b"x" * 200)
     assert check_part(text) == []
+
+
+def test_dde_in_rtf():
+    rtf = rb'{\rtf1\ansi {\field{\*\fldinst DDEAUTO "c:\\windows\\system32\\cmd.exe" "/c calc"}{\fldrslt x}}}'
+    assert ("dde", "dde") in found("letter.rtf", rtf)
+    assert ("dde", "dde") not in found("plain.rtf", rb"{\rtf1\ansi hello}")
