@@ -55,6 +55,8 @@ def guess(part: Part) -> str | None:
     ext, ctype = part.extension, part.content_type
     if ext in _OFFICE_EXT:
         return _OFFICE_EXT[ext]   # claims to be one; it will fail to open, which is worth a finding
+    if ext == "pdf" or ctype == "application/pdf":
+        return "pdf"
     if ctype == "text/html" or ext in ("htm", "html", "xhtml"):
         return "html"
     if ctype in ("text/csv", "text/tab-separated-values") or ext in ("csv", "tsv"):

@@ -132,3 +132,26 @@ def test_limits_from_settings():
 def test_text_chunk_keeps_its_positional_interface():
     chunk = TextChunk("body", "x", "body")
     assert (chunk.protected, chunk.kind) == (False, "")
+
+
+def test_hostile_bytes_under_every_document_name_never_raise():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    names = ["a.docx", "a.xlsx", "a.pptx", "a.odt", "a.ods", "a.pdf", "a.rtf", "a.csv", "a.html", "a.txt", "a.bin"]
+    prefixes = [b"", b"PK\x03\x04", b"%PDF-1.4\n", b"{\\rtf1 ", encrypted_magic()]
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.sampled_from(names), st.sampled_from(prefixes), st.binary(max_size=400))
+    def check(name, prefix, body):
+        root = Part("1", "multipart/mixed", children=(Part("1.2", "application/octet-stream", name, payload=prefix + body),))
+        result = extract(ParsedMessage(b"", root))
+        assert all(p.kind in ("extraction_failed", "limit_exceeded") for p in result.problems)
+
+    check()
+
+
+def encrypted_magic() -> bytes:
+    from relay.extract.encrypted import OLE_MAGIC
+
+    return OLE_MAGIC
