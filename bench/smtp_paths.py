@@ -34,11 +34,16 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PY = sys.executable
 PASS_THROUGH_POLICY = """\
-version: 1
+name: pass-through
 organisation:
   name: Benchmark
   internal_domains: [example.ac.uk]
-rules: []
+rules:
+  - id: never-matches
+    clause: "none"
+    reason: "messages of 1 GiB or more"
+    when: {message_size: "1024MiB"}
+    action: reject
 """
 
 

@@ -25,7 +25,7 @@ from relay.envelope import Envelope
 from relay.findings import Confidence, Finding
 from relay.message import ParsedMessage
 from relay.organisation import Organisation
-from relay.scanners import ScanContext, Scanner
+from relay.scanners import ScanContext, Scanner, kinds_of, reads_text
 from relay.verdict import Verdict
 
 log = structlog.get_logger("relay.pipeline")
@@ -33,12 +33,14 @@ log = structlog.get_logger("relay.pipeline")
 # Messages larger than this are parsed in a worker thread so one big message
 # does not stall every other session on the event loop.
 _INLINE_PARSE_BYTES = 256 * 1024
+_NO_TEXT = extract_mod.Extraction()
 
 
 class Policy(Protocol):
     version: str
     organisation: Organisation
     custom_detectors: tuple
+    kinds: frozenset[str]   # finding kinds the rules test
 
     def evaluate(self, envelope: Envelope, message: ParsedMessage, findings: Sequence[Finding]) -> Verdict: ...
 
@@ -56,13 +58,17 @@ class Pipeline:
     def __init__(self, settings: Settings, policy: Policy, scanners: Sequence[Scanner]) -> None:
         self.settings = settings
         self.policy = policy
-        self.scanners = tuple(scanners)
+        self.available = tuple(scanners)
+        # Work sized to the policy: run only the scanners reporting a kind some rule tests.
+        needed = getattr(policy, "kinds", None)
+        self.scanners = tuple(s for s in self.available if needed is None or not kinds_of(s).isdisjoint(needed))
+        self._extracts = any(reads_text(s) for s in self.scanners) or needed is None or "extraction_failed" in needed
         self._parse_limits = message_mod.ParseLimits.from_settings(settings)
         self._extract_limits = extract_mod.ExtractLimits.from_settings(settings)
 
     def with_policy(self, policy: Policy) -> Pipeline:
         """The same pipeline under a new policy (SIGHUP reload)."""
-        return Pipeline(self.settings, policy, self.scanners)
+        return Pipeline(self.settings, policy, self.available)
 
     async def decide(self, envelope: Envelope, raw: bytes) -> Decision:
         timings: dict[str, float] = {}
@@ -73,7 +79,7 @@ class Pipeline:
             message = message_mod.parse(raw, self._parse_limits)
         t1 = time.perf_counter()
         timings["parse"] = t1 - t0
-        extraction = await self._extract(message)
+        extraction = await self._extract(message) if self._extracts else _NO_TEXT
         t2 = time.perf_counter()
         timings["extract"] = t2 - t1
         policy = self.policy

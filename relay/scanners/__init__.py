@@ -63,6 +63,15 @@ SCANNERS: tuple[tuple[str, str, frozenset[str]], ...] = (
 
 _NEEDS_SETTINGS = {"AntivirusScanner", "FileTypeScanner", "ProtectionScanner"}
 
+# Scanners that read ctx.extraction; when none of them runs, the pipeline does not extract text.
+READS_TEXT = frozenset({"PersonalDataScanner", "ConfidentialScanner", "LanguageScanner", "ContractScanner",
+                        "FiguresScanner"})
+
+
+def reads_text(scanner: Scanner) -> bool:
+    name = type(scanner).__name__
+    return name in READS_TEXT or name not in {cls for _, cls, _ in SCANNERS}
+
 
 def kinds_of(scanner: Scanner) -> frozenset[str]:
     """The finding kinds ``scanner`` can report (every kind for one not in SCANNERS)."""
