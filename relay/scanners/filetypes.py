@@ -6,8 +6,8 @@ first 8 KiB with its slow text tests off, plus exact checks of the signatures
 that matter here (which alone run on message bodies) -- and from its name. Findings (``where`` is the part's label):
 
 - ``executable`` pe | elf | macho | msi: by content (high confidence), or by an
-  executable extension alone (``.exe .dll .scr .com .cpl .pif .msi .msp``;
-  medium).
+  executable extension alone (``.exe .dll .scr .com .cpl .pif .sys .msi .msp
+  .so .dylib``; medium).
 - ``script`` js | vbs | ps1 | hta | bat | cmd | lnk | jar | wsf | sh: by
   extension (Windows runs these by name: high), and by content where content
   says so reliably: a ``#!`` line (sh), a shell link header (lnk), a zip with
@@ -66,7 +66,7 @@ _LNK = b"L\x00\x00\x00\x01\x14\x02\x00\x00\x00\x00\x00\xc0\x00\x00\x00\x00\x00\x
 _MACHO = (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe")
 
 EXEC_EXT = {"exe": "pe", "dll": "pe", "scr": "pe", "com": "pe", "cpl": "pe", "pif": "pe", "sys": "pe",
-            "msi": "msi", "msp": "msi"}
+            "msi": "msi", "msp": "msi", "so": "elf", "dylib": "macho"}
 SCRIPT_EXT = {"js": "js", "jse": "js", "vbs": "vbs", "vbe": "vbs", "ps1": "ps1", "psm1": "ps1", "psd1": "ps1",
               "hta": "hta", "bat": "bat", "cmd": "cmd", "lnk": "lnk", "jar": "jar", "wsf": "wsf", "wsh": "wsf",
               "sh": "sh", "bash": "sh", "zsh": "sh", "ksh": "sh"}
@@ -309,8 +309,9 @@ def check_part(part: Part) -> list[Finding]:
     if real:
         said = EXEC_EXT.get(ext) or SCRIPT_EXT.get(ext) or IMAGE_EXT.get(ext)
         declared_ok = declared not in ("", "text/plain", "application/octet-stream") and _declares(declared, real)
-        if said != real and not declared_ok and not (real == "pe" and ext in EXEC_EXT) \
-                and not (real == "sh" and ext in ("py", "pl", "rb")):
+        same = said == real or (real == "pe" and ext in EXEC_EXT) or (real == "bat" and said == "cmd") \
+            or (real == "sh" and ext in ("py", "pl", "rb"))
+        if not same and not declared_ok:
             out.append(Finding("type_mismatch", real, Confidence.HIGH, 1, where))
     elif ext in SPECIFIC and mime and not mime.startswith(_UNSURE) and not mime.startswith(SPECIFIC[ext]):
         out.append(Finding("type_mismatch", _short(mime), Confidence.HIGH, 1, where))
