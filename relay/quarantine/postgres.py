@@ -153,16 +153,18 @@ class PostgresStore:
         return rec.id
 
     async def _hold(self, conn, rec: st.NewHold, raw: bytes) -> None:
+        # One statement (row, bytes, first history entry): one round trip between BEGIN and COMMIT.
         await conn.execute(
-            "INSERT INTO held (id, held_at, status, mail_from, recipients, mail_options, client_address,"
+            "WITH h AS (INSERT INTO held (id, held_at, status, mail_from, recipients, mail_options, client_address,"
             " client_name, helo, action, rules, policy_version, findings, subject, size, sha256)"
-            " VALUES (%s, %s, 'held', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " VALUES (%s, %s, 'held', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id, held_at),"
+            " r AS (INSERT INTO held_raw (id, raw) SELECT id, %s FROM h RETURNING id)"
+            " INSERT INTO history (id, at, actor, action, note) SELECT h.id, h.held_at, 'relay', 'held', ''"
+            " FROM h JOIN r ON r.id = h.id",
             (rec.id, rec.held_at, rec.mail_from, Jsonb(list(rec.recipients)), Jsonb(list(rec.mail_options)),
              rec.client_address, rec.client_name, rec.helo, rec.action, Jsonb(list(rec.rules)),
-             rec.policy_version, Jsonb(list(rec.findings)), rec.subject, rec.size, rec.sha256),
+             rec.policy_version, Jsonb(list(rec.findings)), rec.subject, rec.size, rec.sha256, raw),
         )
-        await conn.execute("INSERT INTO held_raw (id, raw) VALUES (%s, %s)", (rec.id, raw))
-        await self._history(conn, rec.id, "relay", "held", "", rec.held_at)
 
     async def get(self, qid: str) -> st.HeldMessage:
         return await self._tx(self._load, st.check_id(qid))
