@@ -143,3 +143,34 @@ def test_shipped_policy_tempfails_when_clamd_fails(request, make_settings, fault
 def test_eicar_in_rar(clamd):
     raw = samples.message([("x.rar", samples.rar4_of({"eicar.com": samples.EICAR}), "application/x-rar")])
     assert malware(scan(clamd, raw)) == [("Eicar-Test-Signature", 'part 1.2 "x.rar" > "eicar.com"')]
+
+
+def test_start_clamd_script_unix_socket_test_signatures_and_idempotence(tmp_path):
+    import os
+    import subprocess
+
+    from relay import clamd as client
+    from tests.fixtures.clamd import stop_pid
+
+    def start():
+        return subprocess.run(["bash", str(ROOT / "scripts" / "start-clamd.sh"), str(tmp_path)], capture_output=True,
+                              text=True, timeout=180, stdin=subprocess.DEVNULL,
+                              env={**os.environ, "CLAMD_NO_FRESHCLAM": "1"})
+
+    first = start()
+    pid = int((tmp_path / "clamd.pid").read_text())
+    try:
+        assert first.returncode == 0, first.stderr
+        url = first.stdout.strip()
+        assert url == f"unix://{tmp_path}/clamd.sock"
+        assert "ONLY TEST SIGNATURES" in first.stderr
+        assert "StreamMaxLength 25M" in (tmp_path / "clamd.conf").read_text()
+        again = start()
+        assert (again.returncode, again.stdout.strip()) == (0, url)
+        assert int((tmp_path / "clamd.pid").read_text()) == pid
+        assert asyncio.run(client.ping(url))
+        assert asyncio.run(client.scan_bytes(samples.EICAR, url)).signature.startswith("Eicar-Test-Signature")
+        exe = asyncio.run(client.scan_bytes(samples.testfile("clam.7z"), url))
+        assert exe.signature.startswith("ClamAV-Test-File")
+    finally:
+        stop_pid(pid)
