@@ -35,6 +35,12 @@ from .engine import scan_chunk
 
 __all__ = ["PersonalDataScanner", "detect"]
 
+# No-break and thin spaces (&nbsp; in HTML, typographic digit grouping) and
+# Unicode dashes become plain ones, one character for one, so offsets hold.
+_SAME_WIDTH = str.maketrans({"\u00a0": " ", "\u2007": " ", "\u2009": " ", "\u202f": " ", "\u2002": " ",
+                             "\u2003": " ", "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-",
+                             "\u2014": "-", "\u2212": "-"})
+
 
 def detect(chunks: Iterable[object], detectors: Iterable[object] = (),
            exclude: Iterable[str] = ()) -> list[Finding]:
@@ -51,6 +57,7 @@ def detect(chunks: Iterable[object], detectors: Iterable[object] = (),
         text = getattr(chunk, "text", "")
         if not text:
             continue
+        text = text.translate(_SAME_WIDTH)
         cc = ChunkContext(text, getattr(chunk, "where", "body"), getattr(chunk, "source", "body"),
                           bool(getattr(chunk, "protected", False)))
         by_place.setdefault((cc.where, cc.protected), []).extend(scan_chunk(cc, detectors, excluded))

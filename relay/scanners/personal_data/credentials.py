@@ -1,6 +1,6 @@
 """Secrets written out: passwords, private keys, API tokens.
 
-* Password: ``password: X``, ``pwd=X``, ``my password is X``. A value that is
+* Password: ``password: X``, ``pwd=X``, ``password - X``, ``my password is X``. A value that is
   a placeholder (``********``, ``<password>``, ``[redacted]``) or an ordinary
   word ("password is incorrect", "password: sent separately") is not one;
   after "is" the value must look like a password (a digit, a symbol or mixed case).
@@ -30,7 +30,7 @@ GENERIC_ANCHORS = ("api_key", "apikey", "api-key", "api key", "secret", "client_
                    "auth_token", "token", "access_key", "secret_key", "bearer")
 
 _PASSWORD = re.compile(
-    r"(?:password|passwd|pwd|passcode|passphrase|pword)s?[ \t]*(?:(?P<sep>[:=])|(?P<is>is|will be|was)\b)"
+    r"(?:password|passwd|pwd|passcode|passphrase|pword)s?[ \t]*(?:(?P<sep>[:=]|-(?=[ \t]))|(?P<is>is|will be|was)\b)"
     r"[ \t]*[\"'“‘]?(?P<v>[^\s\"'”’]{4,64})", re.I)
 _PLACEHOLDER = re.compile(r"^(?:[*•x.#_\-]+|<.*>|\[.*\]|\{.*\}|\(.*\)?|%.*%|\$\{.*)$", re.I)
 _ORDINARY = frozenset("""required incorrect expired reset protected below attached sent same the your my a an

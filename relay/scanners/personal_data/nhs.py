@@ -14,7 +14,7 @@ from . import redact
 from .confidence import ChunkContext, Hit, band, words
 from .validators import nhs_in_issued_range, nhs_ok
 
-KEYWORDS = words(["nhs", "nhs number", "nhs no", "nhs num", "health service number", "nhs id",
+KEYWORDS = words(["nhs", "nhs number", "nhs no", "nhs num", "health service number", "nhs id", "patient",
                   "patient number", "health and care number", "h&c number"])
 HEADERS = words(["nhs", "nhs number", "nhs no", "nhs_number", "nhsno", "health and care number"])
 

@@ -28,7 +28,7 @@ def check(cc: ChunkContext, start: int, end: int, digits: str, groups: list[int]
     text = cc.text
     # prefix: "AB", "AB ", "AB-" directly before the digits
     p = start
-    if p >= 1 and text[p - 1] in " -" and groups == [2, 2, 2]:
+    if p >= 1 and text[p - 1] in " -":
         p -= 1
     if p < 2 or not (_alpha(text[p - 1]) and _alpha(text[p - 2])):
         return None

@@ -4,8 +4,9 @@ A term alone is a topic ("Sociology of Religion" on a reading list, "Mental
 Health Awareness Week"), not data about someone. A term is reported only when
 an identified person is within ``WINDOW`` characters either side:
 
-* a titled name (``Mr Patel``, ``Dr. Jones``) or a common given name and a
-  surname (``Priya Shah``; data/first_names.txt),
+* a titled name (``Mr Patel``, ``Dr. Jones``), a common given name and a
+  surname (``Priya Shah``; data/first_names.txt), or a given name as a
+  sentence's subject ("Sarah has been signed off sick"),
 * a role or relation (patient, employee, student, my son, ...: data/person_context.txt),
 * a pronoun (he, she, his, her) as in "she has been diagnosed with ...",
 * a personal identifier found in the same chunk (NINO, NHS number, date of birth, ...).
@@ -31,6 +32,8 @@ PERSON_WORDS = words(load_lines("person_context.txt"))
 TOPIC_WORDS = words(load_lines("topic_context.txt"))
 TITLED_NAME = re.compile(r"(?<![A-Za-z])(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ \t]+[^\W\d_a-z][\w'\-]+")
 FIRST_NAMES = load_words("first_names.txt")
+_NAME_SUBJECT = re.compile(r"(?<![A-Za-z])([A-Z][a-z]+)(?:'s\b|[ \t]+(?:has|have|had|is|was|will|from|who|told|"
+                           r"said|says|asked|mentioned)\b)")
 _CAP_PAIR = re.compile(r"(?<![A-Za-z])([A-Z][a-z]+)[ \t]+[A-Z][a-z'\-]+")
 # terms that are also given names or surnames: "Christian Mason" is a person, not a religion
 _NAME_LIKE_TERMS = frozenset({"christian", "arab", "roma", "stroke", "cancer", "gay"})
@@ -76,8 +79,10 @@ def _used_as_name(text: str, start: int, end: int) -> bool:
 
 
 def _named(text: str, lo: int, hi: int) -> bool:
-    """A "Firstname Surname" pair whose first word is a common given name."""
-    return any(m.group(1).lower() in FIRST_NAMES for m in _CAP_PAIR.finditer(text, lo, hi))
+    """A "Firstname Surname" pair whose first word is a common given name, or
+    a given name as the subject of a sentence ("Sarah has ...", "Sarah's ...")."""
+    return any(m.group(1).lower() in FIRST_NAMES for m in _CAP_PAIR.finditer(text, lo, hi)) or \
+        any(m.group(1).lower() in FIRST_NAMES for m in _NAME_SUBJECT.finditer(text, lo, hi))
 
 
 def _person_word(cc: ChunkContext, start: int, end: int) -> bool:

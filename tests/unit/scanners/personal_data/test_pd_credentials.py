@@ -36,3 +36,8 @@ def test_evidence_never_shows_the_secret():
                       ("api_key = 8f3Kd92LmQ7zX1pR4tY6wB0nV5sC2hJ9", "8f3Kd92L")):
         (f,) = find(text)
         assert raw not in f.evidence
+
+
+def test_dash_separated_password_and_protected_is_not():
+    assert types("Password - Summer2024!")["credential:password"] == Confidence.HIGH
+    assert "credential:password" not in types("a password-protected file")

@@ -33,3 +33,7 @@ def test_negative_context():
 def test_evidence_is_masked():
     (f,) = find(f"NHS number {SPACED}")
     assert f.evidence == "••• ••• ••••" and GOOD not in f.evidence
+
+
+def test_patient_word_corroborates():
+    assert types(f"Re: patient {GOOD} - appointment moved").get(NHS) == Confidence.HIGH

@@ -34,3 +34,7 @@ def test_redacted_evidence_and_distinct_count():
     assert f.count == 2
     assert f.evidence == "AB •• •• •• C"
     assert "123456" not in f.evidence
+
+
+def test_six_digit_block_with_spaced_letters():
+    assert types("NI number AB 123456 C")[NINO] == Confidence.HIGH

@@ -97,3 +97,9 @@ def test_plain_and_html_twins_report_once():
     text = "NI number AB123456C"
     findings = detect([TextChunk("body", text, "body"), TextChunk("body", text + "\n", "body")])
     assert [(f.type, f.count) for f in findings] == [("uk_nino", 1)]
+
+
+def test_no_break_spaces_and_unicode_dashes():
+    text = "card 4539\u00a01488\u00a00343\u00a06467 and NI AB\u202f12\u202f34\u202f56\u202fC, sort code 20\u201345\u201377 71234568"
+    got = {f.type for f in detect([TextChunk("body", text, "body")]) if f.confidence == Confidence.HIGH}
+    assert {"payment_card", "uk_nino", "uk_bank_account"} <= got

@@ -52,3 +52,9 @@ def test_person_identified_by_an_identifier():
 def test_evidence_does_not_repeat_the_term():
     (f,) = [f for f in find("Mr Patel has epilepsy.") if f.kind == "special_category"]
     assert "epilepsy" not in f.evidence and "Patel" not in f.evidence
+
+
+@pytest.mark.parametrize("text", ["Sarah from accounts has been signed off sick with stress.",
+                                  "Sarah has been off with depression, please keep this between us."])
+def test_given_name_as_subject(text):
+    assert types(text).get("special_category:health") == Confidence.HIGH
