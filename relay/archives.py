@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bz2
 import io
+import logging
 import lzma
 import os
 import tarfile
@@ -37,6 +38,8 @@ import zlib
 from dataclasses import dataclass
 
 RATIO_FLOOR = 1024 * 1024
+# tnefparse warns of every bad checksum in the sender's bytes: nothing to act on, and a log flood
+logging.getLogger("tnefparse").setLevel(logging.ERROR)
 _READ = 64 * 1024
 
 
