@@ -1,4 +1,4 @@
-"""Reviewer actions: release (exactly once), delete, purge; each one logged as a JSON event.
+"""Reviewer actions: release (once), delete, reveal, export, purge; each one logged as a JSON event.
 
 Release sends the ORIGINAL bytes to the next hop with the held envelope
 (sender, the recipients the message was held for, its MAIL parameters):
@@ -19,7 +19,7 @@ lease (:func:`relay.quarantine.lease_for`) a reviewer can release it again
 and the next hop gets it a second time. That is the only duplicate our side
 can cause: concurrent releases never both send, a death before the next hop's
 250 sends nothing it accepted, and a live release is never taken over because
-the lease is longer than any release can take. (SMTP itself has one more,
+its delivery is abandoned (as "next hop unavailable") at 80 % of the lease. (SMTP itself has one more,
 RFC 1047's: a connection lost after our end-of-data but before the next hop's
 reply is read counts as "unavailable", the message goes back to ``held``, yet
 the next hop may have kept it.) An interrupted release is treated like a
@@ -38,13 +38,14 @@ from typing import Any
 
 import structlog
 
-from relay.errors import StoreError, StoreUnavailable, UpstreamError, UpstreamRejected
+from relay.errors import StoreError, StoreUnavailable, UpstreamError, UpstreamRejected, UpstreamUnavailable
 from relay.log import clean
 from relay.quarantine import store as st
 
 Deliver = Callable[[Any, str, Sequence[str], bytes, Sequence[str]], Awaitable[Any]]
 
 _SETTLE_ATTEMPTS = 3
+MIN_DELIVERY_BUDGET = 5.0   # only matters for the very short leases tests use; real leases are >= 60 s
 
 
 def default_reviewer() -> str:
@@ -86,8 +87,13 @@ async def release(store: st.Store, settings: Any, qid: str, reviewer: str, note:
     if st.sha256(claim.raw) != msg.sha256:
         await _settle(store.abandon_release, claim, reviewer, "stored bytes do not match their SHA-256; not sent")
         raise StoreError(f"{msg.id}: the stored bytes do not match their SHA-256; nothing was sent")
+    budget = _delivery_budget(store)
     try:
-        reply = await deliver(settings, msg.mail_from, msg.recipients, claim.raw, msg.mail_options)
+        try:
+            async with asyncio.timeout(budget):
+                reply = await deliver(settings, msg.mail_from, msg.recipients, claim.raw, msg.mail_options)
+        except TimeoutError:
+            raise UpstreamUnavailable(f"the release took longer than {budget:.0f}s and was abandoned") from None
     except UpstreamError as exc:
         reason = _describe_refusal(exc)
         await _settle(store.abandon_release, claim, reviewer, reason)
@@ -97,6 +103,12 @@ async def release(store: st.Store, settings: Any, qid: str, reviewer: str, note:
     done = await _settle(store.finish_release, claim, reviewer, _join(note, f"next hop: {reply_text}"))
     _event("quarantine.release", reviewer, msg.id, msg.sha256, recipients=len(msg.recipients), note=clean(note, 300))
     return Released(done, reply_text)
+
+
+def _delivery_budget(store: st.Store) -> float:
+    """Time one delivery may take: well inside the claim's lease, so a live release is never taken over."""
+    lease = float(getattr(store, "lease", 600.0))
+    return max(0.8 * lease, MIN_DELIVERY_BUDGET)
 
 
 async def _settle(op, claim: st.Claim, reviewer: str, note: str) -> st.HeldMessage:

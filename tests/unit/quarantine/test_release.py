@@ -113,3 +113,25 @@ def test_refusal_goes_back_to_held_and_corrupt_bytes_are_never_sent(tmp_path, ma
 def test_default_reviewer_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("USER", "jo\x1bbloggs")
     assert actions.default_reviewer() == "jo\\x1bbloggs"
+
+
+def test_a_delivery_that_outlasts_its_budget_is_abandoned_and_stays_held(tmp_path, make_decision, make_settings,
+                                                                          monkeypatch):
+    from relay.errors import UpstreamUnavailable
+
+    monkeypatch.setattr(actions, "MIN_DELIVERY_BUDGET", 0.05)
+    url = f"sqlite:///{tmp_path}/q.sqlite3"
+    decision = make_decision()
+
+    async def stuck(settings, mail_from, rcpt_tos, data, mail_options=()):
+        await asyncio.sleep(30)  # a next hop that never answers (cancelled by the budget)
+
+    async def go():
+        async with open_store(url, lease=0.1) as store:
+            qid = await store.hold(decision, decision.message.raw)
+            with pytest.raises(UpstreamUnavailable, match="took longer"):
+                await actions.release(store, make_settings(), qid, "rev", deliver=stuck)
+            return await store.get(qid)
+
+    msg = asyncio.run(go())
+    assert msg.status == "held" and "took longer" in msg.history[-1].note
