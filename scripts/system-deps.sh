@@ -5,7 +5,7 @@ set -euo pipefail
 what=${1:-test}
 pkgs=(python3-venv libmagic1 clamav-daemon clamdscan)
 if [ "$what" = test ]; then
-  pkgs+=(clamav-testfiles postgresql postfix swaks libmail-dkim-perl opendkim-tools docker-compose)
+  pkgs+=(clamav-testfiles postgresql postfix swaks libmail-dkim-perl opendkim opendkim-tools docker-compose)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
