@@ -144,7 +144,12 @@ class SqliteStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # a COMMIT that failed (I/O error, disk full) must not leave it open
+                conn.execute("ROLLBACK")
+            raise
 
     @staticmethod
     def _history(conn: sqlite3.Connection, qid: str, actor: str, action: str, note: str, at: float | None = None) -> None:
