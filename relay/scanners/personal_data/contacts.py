@@ -14,13 +14,16 @@ distinct values). What does not count towards a list:
 Phones are UK numbers as ``phonenumbers`` (region GB) judges them valid.
 A postal address is a valid UK postcode with a street line (a house number
 and a street word: Road, Street, Lane, ...) on its line or the two before.
-Bulk: ``BULK_MIN`` distinct values of one kind -> HIGH when they sit on
-separate lines (a list or table) or number ``BULK_ANYWAY`` or more; else MEDIUM.
+Bulk: ``BULK_MIN`` distinct values of one kind -> HIGH when at least
+``BULK_MIN`` of them sit on nearby separate lines (a list or table: entries at
+most ``LIST_GAP`` lines apart) or they number ``BULK_ANYWAY`` or more; else
+MEDIUM (addresses scattered through prose).
 A single third-party phone number or address is reported LOW.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from functools import lru_cache
 
@@ -40,6 +43,7 @@ noreply no-reply donotreply do-not-reply notifications alerts team hello admissi
 facilities events studentservices""".split())
 BULK_MIN = 5
 BULK_ANYWAY = 10
+LIST_GAP = 2                       # lines between two entries of one list
 
 _SIGN_OFF = re.compile(
     r"^[ \t>]*(?:--|(?:(?:kind|best|warm|warmest|many)[ \t]+)?(?:regards|wishes|thanks)|thank you|cheers"
@@ -49,6 +53,7 @@ _SIGN_OFF = re.compile(
 _QUOTED_HEADER = re.compile(r"[ \t>]*(?:from|to|cc|bcc|sent|reply-to|date)[ \t]*:", re.I)
 _QUOTE_START = re.compile(r"-{2,}\s*(?:original|forwarded) message|(?:from|sent|to|cc|subject):|on .{4,80} wrote:$"
                           r"|>", re.I)
+_NEWLINE = re.compile("\n")
 _LOCAL = re.compile(r"[A-Za-z0-9._%+\-']{1,64}$")
 _STREET = re.compile(
     r"(?<![0-9A-Za-z])[0-9]{1,4}[A-Za-z]?,?[ \t]+(?:[A-Z][A-Za-z'\-]+[ \t]+){1,3}"
@@ -174,10 +179,13 @@ def evaluate(cc: ChunkContext, phones: list[tuple[int, str]], emails: list[tuple
         kinds["postal_address"].setdefault(value, start)
         lines["postal_address"].add(_line_of(text, start))
     hits = []
+    newlines: list[int] | None = None
     for type_, values in kinds.items():
         n = len(values)
         if n >= BULK_MIN:
-            listed = len(lines[type_]) >= BULK_MIN or n >= BULK_ANYWAY
+            if newlines is None:
+                newlines = [m.start() for m in _NEWLINE.finditer(text)]
+            listed = n >= BULK_ANYWAY or _longest_list(lines[type_], newlines) >= BULK_MIN
             conf = Confidence.HIGH if listed else Confidence.MEDIUM
             what = type_.replace("_", " ") + "es" if type_.endswith("address") else "phone numbers"
             for value, pos in values.items():
@@ -187,6 +195,16 @@ def evaluate(cc: ChunkContext, phones: list[tuple[int, str]], emails: list[tuple
                 evidence = redact.mask(value, keep_end=3) if type_ == "phone_number" else "street line + postcode"
                 hits.append(Hit("personal_data", type_, value, Confidence.LOW, evidence, pos))
     return hits
+
+
+def _longest_list(line_starts: set[int], newlines: list[int]) -> int:
+    """The most values on lines close together (at most ``LIST_GAP`` lines apart): a list or table."""
+    numbers = sorted(bisect.bisect_right(newlines, pos) for pos in line_starts)
+    best = run = 1 if numbers else 0
+    for a, b in zip(numbers, numbers[1:]):
+        run = run + 1 if b - a <= LIST_GAP else 1
+        best = max(best, run)
+    return best
 
 
 def postcode_ok(raw: str) -> bool:

@@ -76,3 +76,8 @@ def test_evidence_has_no_addresses():
 def test_role_mailboxes_are_not_people():
     text = "\n".join(f"{r}@example.ac.uk" for r in ("info", "finance", "hr", "helpdesk", "library", "estates"))
     assert "bulk_contacts:email_address" not in types(text)
+
+
+def test_addresses_scattered_over_paragraphs_are_medium():
+    paras = [f"Paragraph {i} of prose.\nMore prose here.\nPlease copy p{i}@gmail.com on it.\nEnd." for i in range(6)]
+    assert types("\n\n".join(paras))["bulk_contacts:email_address"] == Confidence.MEDIUM
