@@ -40,9 +40,11 @@ def kind_of(zf: zipfile.ZipFile, budget: Budget) -> str | None:
     return KINDS.get(mimetype)
 
 
-def _count(attrs: dict[str, str], key: str) -> int:
-    value = attrs.get(key, "1")
-    return max(1, min(int(value), 1 << 20)) if value.isdigit() else 1
+def _count(value: str | None) -> int:
+    if value is None or not value.isdigit():
+        return 1
+    n = int(value)
+    return n if 1 <= n <= 1 << 20 else (1 if n < 1 else 1 << 20)
 
 
 _STARTS = frozenset(("p", "h", "s", "tab", "line-break", "table-cell", "covered-table-cell", "table-row", "table"))
@@ -72,9 +74,14 @@ class _Flow(Flow):
         elif name == "line-break":
             self.newline()
         elif name == "table-cell" or name == "covered-table-cell":
-            span = max(_count(attrs, "table:number-columns-repeated"), _count(attrs, "table:number-columns-spanned"))
+            span = 1
+            if attrs:
+                repeated, spanned = attrs.get("table:number-columns-repeated"), attrs.get("table:number-columns-spanned")
+                if repeated is not None or spanned is not None:
+                    span = max(_count(repeated), _count(spanned))
+                self.value = (attrs.get("office:date-value") or attrs.get("office:value")
+                              or attrs.get("office:string-value", ""))
             self.open_cell(False, span)
-            self.value = attrs.get("office:date-value") or attrs.get("office:value") or attrs.get("office:string-value", "")
         elif name == "table-row":
             self.open_row()
         elif name == "table":

@@ -19,16 +19,13 @@ SEP = " | "
 # A header cell: has a letter, is short, and is not a date, an amount or an id.
 _DIGITS = re.compile(r"\d")
 _LETTER = re.compile(r"[^\W\d_]")
-_SPACE = re.compile(r"\s+")
 
 Row = list[tuple[int, str]]   # (column index, cell text), columns ascending, empty cells may be absent
 
 
 def clean_cell(text: str) -> str:
     """One cell's text on one line, runs of whitespace collapsed."""
-    if "  " in text or "\n" in text or "\t" in text or "\r" in text or "\xa0" in text:
-        return _SPACE.sub(" ", text).strip()
-    return text.strip()
+    return " ".join(text.split())
 
 
 def _is_header(row: Row) -> bool:
@@ -99,9 +96,10 @@ class Builder:
         self.cell = []
 
     def start_cell(self, is_header: bool = False, span: int = 1) -> None:
-        self.end_cell()
+        if self.in_cell or self.cell:
+            self.end_cell()
         self.in_cell = True
-        self.span = max(1, span)
+        self.span = span if span > 1 else 1
         if not self.rows:
             self.header_first = is_header if self.header_first is None else (self.header_first and is_header)
 
