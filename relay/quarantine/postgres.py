@@ -226,22 +226,26 @@ class PostgresStore:
     async def _claim(self, conn, qid: str, actor: str) -> st.Claim:
         token = uuid.uuid4().hex
         before = await self._status(conn, qid, lock=True)  # a concurrent claim waits here, then sees ours
-        cur = await conn.execute(
-            "UPDATE held SET status = 'releasing', claim_token = %s, claimed_at = now()"
-            " WHERE id = %s AND (status = 'held' OR"
-            " (status = 'releasing' AND claimed_at < now() - make_interval(secs => %s)))",
-            (token, qid, self.lease),
-        )
-        if cur.rowcount != 1:
+        if before["status"] not in ("held", "releasing"):
             raise AlreadyHandled(st.not_held_error(qid, before["status"]))
-        retaken = before["status"] == "releasing"
-        await self._history(conn, qid, actor, "release_claimed", "previous claim expired" if retaken else "")
-        cur = await conn.execute("SELECT raw FROM held_raw WHERE id = %s", (qid,))
-        raw = await cur.fetchone()
-        if raw is None:
+        note = "previous claim expired" if before["status"] == "releasing" else ""
+        columns = ", ".join(f"u.{c}" for c in st.MESSAGE_COLUMNS)
+        # Claim, history entry and bytes in one round trip; the claim's record carries no history.
+        cur = await conn.execute(
+            "WITH u AS (UPDATE held SET status = 'releasing', claim_token = %s, claimed_at = now()"
+            " WHERE id = %s AND (status = 'held' OR"
+            " (status = 'releasing' AND claimed_at < now() - make_interval(secs => %s))) RETURNING *),"
+            " h AS (INSERT INTO history (id, at, actor, action, note)"
+            " SELECT id, now(), %s, 'release_claimed', %s FROM u)"
+            f" SELECT {columns}, r.raw FROM u LEFT JOIN held_raw r ON r.id = u.id",
+            (token, qid, self.lease, actor, note),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise AlreadyHandled(st.not_held_error(qid, before["status"]))
+        if row["raw"] is None:
             raise StoreUnavailable(f"the bytes of {qid} are missing")
-        message = await self._load(conn, qid)
-        return st.Claim(qid, token, message, bytes(raw["raw"]))
+        return st.Claim(qid, token, st.message_from_row(row, ()), bytes(row["raw"]))
 
     async def finish_release(self, claim: st.Claim, actor: str, note: str) -> st.HeldMessage:
         return await self._settle(claim, "released", actor, "released", note)

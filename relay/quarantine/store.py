@@ -147,7 +147,10 @@ class HeldMessage:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A release in progress: the message is ``releasing`` under ``token`` until finished or abandoned."""
+    """A release in progress: the message is ``releasing`` under ``token`` until finished or abandoned.
+
+    ``message`` is the record as claimed; backends may leave its history out.
+    """
 
     id: str
     token: str
