@@ -123,9 +123,15 @@ async def _instream(url: str, data: bytes) -> ScanResult:
                 await writer.drain()
             writer.write(struct.pack("!L", 0))
             await writer.drain()
-        except OSError:
-            pass  # clamd may close early (size limit); its reply below says why
-        reply = await _reply(url, reader)
+        except OSError as exc:
+            # clamd stops reading and closes once a stream passes its StreamMaxLength; its reply,
+            # if it still arrives, says so
+            try:
+                reply = await _reply(url, reader)
+            except ScannerUnavailable:
+                raise ScannerUnavailable(f"clamd {url}: closed the stream early (over its StreamMaxLength?)") from exc
+        else:
+            reply = await _reply(url, reader)
     finally:
         await _close(writer)
     m = _REPLY.fullmatch(reply)

@@ -99,7 +99,7 @@ def test_failover_to_the_second_clamd(clamd, clamd_down):
 def test_over_streammaxlength_is_scanner_unavailable(clamd):
     big = samples.message([("big.bin", b"\1" * (26 * 1024 * 1024), "application/octet-stream")])
     (finding,) = scan(clamd, big, timeout=60)  # clamd's StreamMaxLength is 25M: clamd itself refuses
-    assert (finding.kind, finding.type) == ("scanner_unavailable", "clamav")
+    assert (finding.kind, finding.type, finding.evidence) == ("scanner_unavailable", "clamav", "over StreamMaxLength")
     (refused,) = scan(clamd, big, stream_max=25 * 1024 * 1024)  # clamd_stream_max: refused before sending
     assert (refused.kind, refused.evidence) == ("scanner_unavailable", "over StreamMaxLength")
 
