@@ -51,17 +51,17 @@ def serve(config_path: str | None, workers: int | None) -> None:
     sys.exit(code)
 
 
-def _worker_entry(settings: Settings, parent: int) -> None:
-    """A worker process (spawned): its own logging, policy and event loop."""
+def _worker_entry(settings: Settings, parent: int, ready) -> None:
+    """A worker process (spawned): its own logging, policy and event loop. Sets ``ready`` once listening."""
     os.environ["RELAY_WORKER_OF"] = str(parent)
     from relay import log as relay_log
     from relay import serving
 
     relay_log.configure(settings.log_format)
-    sys.exit(asyncio.run(_worker(settings, serving.load_policy(settings.policy))))
+    sys.exit(asyncio.run(_worker(settings, serving.load_policy(settings.policy), lambda address: ready.set())))
 
 
-async def _worker(settings: Settings, policy) -> int:
+async def _worker(settings: Settings, policy, ready=None) -> int:
     from relay import serving
 
     loop = asyncio.get_running_loop()
@@ -77,7 +77,7 @@ async def _worker(settings: Settings, policy) -> int:
 
     pipeline = await asyncio.to_thread(serving.build_pipeline, settings, policy)
     try:
-        await serving.serve(settings, stop.wait, reload_trigger=reload_trigger, pipeline=pipeline)
+        await serving.serve(settings, stop.wait, reload_trigger=reload_trigger, pipeline=pipeline, ready=ready)
     except OSError as exc:
         click.echo(f"relay serve: cannot listen on {settings.listen}: {exc.strerror or exc}", err=True)
         return 1
@@ -92,12 +92,13 @@ async def _supervise(settings: Settings) -> int:
     ctx = multiprocessing.get_context("spawn")
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    procs: dict[int, tuple[multiprocessing.process.BaseProcess, float]] = {}
+    procs: dict[int, tuple[multiprocessing.process.BaseProcess, object]] = {}
 
     def start(slot: int) -> None:
-        proc = ctx.Process(target=_worker_entry, args=(settings, os.getpid()), name=f"relay-worker-{slot}")
+        ready = ctx.Event()
+        proc = ctx.Process(target=_worker_entry, args=(settings, os.getpid(), ready), name=f"relay-worker-{slot}")
         proc.start()
-        procs[slot] = (proc, time.monotonic())
+        procs[slot] = (proc, ready)
 
     def forward(sig: int) -> None:
         for proc, _ in procs.values():
@@ -121,10 +122,10 @@ async def _supervise(settings: Settings) -> int:
             await asyncio.wait_for(stop.wait(), 0.25)
         except TimeoutError:
             pass
-        for slot, (proc, started) in list(procs.items()):
+        for slot, (proc, ready) in list(procs.items()):
             if proc.exitcode is None or stop.is_set():
                 continue
-            if time.monotonic() - started < 3.0:
+            if not ready.is_set():         # it never listened: restarting would fail the same way
                 log.error("worker.failed_at_start", pid=proc.pid, exitcode=proc.exitcode)
                 failed = True
                 stop.set()

@@ -162,3 +162,28 @@ def test_sighup_reloads_a_valid_policy_without_dropping_sessions_and_ignores_an_
     assert still.code == 550
     assert relay.proc.poll() is None
     assert len(sink.messages) == 1
+
+
+def test_a_worker_that_dies_is_replaced(start_relay, make_sink):
+    sink = make_sink()
+    relay = start_relay({"RELAY_UPSTREAM": f"127.0.0.1:{sink.port}"}, args=("--workers", "2"))
+
+    async def wait_pids(check):
+        await wait_until(lambda: check(_listening_pids(relay.port)), 30)
+
+    asyncio.run(wait_pids(lambda p: len(p) == 2))
+    first = _listening_pids(relay.port)
+    victim = min(first)
+    os.kill(victim, signal.SIGKILL)
+    asyncio.run(wait_pids(lambda p: len(p) == 2 and victim not in p))
+    assert relay.events("worker.died")
+    relay.signal(signal.SIGTERM)
+    assert relay.wait(30) == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_port_in_use_stops_start_up_with_exit_1(start_relay, make_sink, workers):
+    busy = make_sink()
+    relay = start_relay({"RELAY_LISTEN": f"127.0.0.1:{busy.port}"}, args=("--workers", workers), wait=False)
+    assert relay.wait(60) == 1
+    assert "cannot listen on" in relay.log_path.read_text()
