@@ -226,7 +226,7 @@ class RelaySMTP(SMTP):
 
     async def smtp_QUIT(self, arg: str) -> None:
         if self.upstream is not None:
-            await self.upstream.quit()
+            self.upstream.quit_nowait()
         await super().smtp_QUIT(arg)
 
     async def smtp_XFORWARD(self, arg: str | None) -> None:

@@ -182,6 +182,15 @@ class UpstreamSession:
                 pass
         self.close()
 
+    def quit_nowait(self) -> None:
+        """Send QUIT without waiting for the answer, then close (the client is leaving)."""
+        if self.connected and self._smtp.protocol is not None:
+            try:
+                self._smtp.protocol.write(b"QUIT\r\n")
+            except _UNAVAILABLE:
+                pass
+        self.close()
+
     def close(self) -> None:
         self.in_transaction = False
         if self._smtp is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import aiosmtplib
 import pytest
@@ -157,6 +158,11 @@ def test_envelope_and_content_byte_exact(make_settings, make_sink):
     assert "SMTPUTF8" in first.mail_options and "BODY=8BITMIME" in first.mail_options
     assert second.mail_from == "<>"
     assert sink.handler.sessions == 1          # one next-hop session per client session, reused
+    for _ in range(200):                       # the client's QUIT is passed on (bounded wait)
+        if sink.handler.commands[-1:] == ["QUIT"]:
+            break
+        time.sleep(0.01)
+    assert sink.handler.commands[-1] == "QUIT"
 
 
 def test_ehlo_advertises_extensions_and_replies_carry_enhanced_codes(make_settings, make_sink):
