@@ -343,3 +343,29 @@ def test_unreachable_postgres_raises_store_unavailable(make_decision):
 
     with pytest.raises(StoreUnavailable):
         run(go())
+
+
+def test_concurrent_holds_all_fail_cleanly_when_the_store_cannot_write(tmp_path, make_decision):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    decision = make_decision()
+
+    async def go():
+        async with open_store(f"sqlite:///{blocker}/q.sqlite3") as store:
+            holds = [store.hold(decision, decision.message.raw) for _ in range(10)]
+            return await asyncio.wait_for(asyncio.gather(*holds, return_exceptions=True), 30)
+
+    results = run(go())
+    assert len(results) == 10 and all(isinstance(r, StoreUnavailable) for r in results)
+
+
+def test_concurrent_holds_are_all_stored(quarantine_url, make_decision):
+    decision = make_decision()
+
+    async def go():
+        async with open_store(quarantine_url) as store:
+            ids = await asyncio.gather(*(store.hold(decision, decision.message.raw) for _ in range(40)))
+            return ids, await store.list(), await store.check()
+
+    ids, rows, problems = run(go())
+    assert len(set(ids)) == 40 and {r.id for r in rows} == set(ids) and problems == []
