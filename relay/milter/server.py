@@ -1,0 +1,419 @@
+"""The milter front: an asyncio server, one :class:`MilterSession` per MTA connection.
+
+The MTA (Postfix ``smtpd_milters``, Sendmail ``INPUT_MAIL_FILTER``) opens one
+connection per SMTP session and drives it with the commands decoded by
+:mod:`relay.milter.protocol`. A session keeps connection state (negotiated
+options, client address and name, HELO, macros) apart from transaction state
+(:class:`Transaction`: sender, recipients, header fields, body), rebuilds the
+message as the MTA received it (header fields as ``name:value`` with CRLF,
+folded lines back to CRLF, the body chunks as sent, already CRLF), and at end
+of body runs the same :class:`~relay.pipeline.Pipeline` as ``relay serve``
+and answers with :func:`relay.milter.act.act`.
+
+Bounds: ``max_sessions`` connections (past it a new one is closed at once:
+the MTA applies its ``milter_default_action``); ``command_timeout`` of
+silence closes a connection; ``max_recipients`` (``452 4.5.3`` to the extra
+RCPT); ``max_header_size`` and ``max_message_size`` counted while fields and
+body chunks arrive (``552 5.3.4`` at the first chunk past the cap, nothing
+kept past it); a malformed, unknown or oversized packet closes the connection
+with a ``milter.protocol_error`` log event. While the pipeline runs,
+``SMFIR_PROGRESS`` goes out every ``PROGRESS_INTERVAL`` seconds so a slow
+scan does not hit the MTA's ``milter_content_timeout`` early. Only the MTA's
+address is checked against ``allowed_clients`` (unix sockets: by file mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass, field
+
+import structlog
+
+from relay import metrics, replies
+from relay.config import Settings
+from relay.envelope import Envelope
+from relay.log import decision_event
+from relay.milter import act as act_mod
+from relay.milter import protocol as p
+from relay.replies import Reply
+
+log = structlog.get_logger("relay.milter")
+
+PROGRESS_INTERVAL = 10.0
+READ_SIZE = 65536
+
+
+@dataclass(slots=True)
+class Transaction:
+    """One message: MAIL to end of body (or abort)."""
+
+    sender: bytes
+    args: tuple[str, ...]
+    recipients: list[tuple[str, bytes]] = field(default_factory=list)   # (address, bytes as sent in RCPT)
+    head: list[bytes] = field(default_factory=list)
+    head_size: int = 0
+    body: list[bytes] = field(default_factory=list)
+    size: int = 0
+    refused: Reply | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def raw(self) -> bytes:
+        return b"".join(self.head) + b"\r\n" + b"".join(self.body)
+
+
+def unbracket(address: bytes) -> str:
+    text = address.decode("utf-8", "replace").strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1]
+    return text
+
+
+def header_line(name: bytes, value: bytes, leading_space: bool) -> bytes:
+    """One received header field as it stood in the message: ``name:value`` and CRLF, folds as CRLF."""
+    if not leading_space and value:
+        value = b" " + value
+    if b"\n" in value or b"\r" in value:
+        value = value.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+    return name + b":" + value + b"\r\n"
+
+
+class MilterServer:
+    """What every session of one process shares."""
+
+    def __init__(self, settings: Settings, pipeline, *, store=None, signer=None) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.store = store
+        self.signer = signer
+        self.sessions: set[MilterSession] = set()
+        self.draining = False
+
+    async def handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = MilterSession(self, reader, writer)
+        if self.draining or len(self.sessions) >= self.settings.max_sessions:
+            session.log.warning("milter.refused", reason="draining" if self.draining else "too many connections",
+                                sessions=len(self.sessions))
+            await session.close()
+            return
+        peer = session.peer
+        if peer and not self.settings.allows(peer):
+            session.log.warning("milter.refused", reason="address not in allowed_clients")
+            await session.close()
+            return
+        self.sessions.add(session)
+        metrics.SESSIONS_OPEN.inc()
+        try:
+            await session.run()
+        finally:
+            self.sessions.discard(session)
+            metrics.SESSIONS_OPEN.dec()
+
+    def drain(self) -> None:
+        """Stop taking work: close idle sessions now, busy ones after their message."""
+        self.draining = True
+        for session in list(self.sessions):
+            if not session.busy:
+                session.abort()
+
+
+class MilterSession:
+    def __init__(self, server: MilterServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.server = server
+        self.settings = server.settings
+        self.reader = reader
+        self.writer = writer
+        self.session_id = secrets.token_hex(6)
+        peer = writer.get_extra_info("peername")
+        self.peer = peer[0] if isinstance(peer, tuple) and peer else ""
+        self.log = log.bind(session_id=self.session_id, front="milter", mta=self.peer or "unix")
+        self.decoder = p.Decoder()
+        self.agreed: p.Negotiated | None = None
+        self.client_address = ""
+        self.client_name = ""
+        self.helo = ""
+        self.macros: dict[str, str] = {}
+        self.tx: Transaction | None = None
+        self.deciding = False
+
+    @property
+    def busy(self) -> bool:
+        return self.tx is not None or self.deciding
+
+    # ---------------------------------------------------------------- I/O
+
+    def abort(self) -> None:
+        if not self.writer.is_closing():
+            self.writer.close()
+
+    async def close(self) -> None:
+        self.abort()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
+
+    async def send(self, *packets: bytes) -> None:
+        self.writer.write(b"".join(packets))
+        await self.writer.drain()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self.settings.command_timeout):
+                        data = await self.reader.read(READ_SIZE)
+                except TimeoutError:
+                    self.log.info("milter.timeout", timeout=self.settings.command_timeout)
+                    return
+                if not data:
+                    return
+                for packet in self.decoder.feed(data):
+                    if not await self.handle(packet):
+                        return
+                if self.server.draining and not self.busy:
+                    return
+        except p.ProtocolError as exc:
+            self.log.warning("milter.protocol_error", error=str(exc))
+        except (ConnectionError, OSError) as exc:
+            self.log.info("milter.connection_lost", error=type(exc).__name__)
+        finally:
+            if self.tx is not None:
+                self.log.info("milter.transaction_abandoned")
+            await self.close()
+
+    # ---------------------------------------------------------------- commands
+
+    async def handle(self, packet: p.Packet) -> bool:
+        """Act on one packet; False to close the connection."""
+        event = p.parse(packet)
+        if self.agreed is None:
+            if not isinstance(event, p.OptNeg):
+                raise p.ProtocolError(f"command 0x{packet.command.hex()} before option negotiation")
+            self.agreed = p.negotiate(event)
+            await self.send(p.encode_optneg(self.agreed))
+            return True
+        answer: bytes | None = None
+        match event:
+            case p.Macros(values=values):
+                self.macros.update(values)
+                return True
+            case p.Connect():
+                self.client_name = "" if event.hostname.startswith("[") or event.hostname == "unknown" \
+                    else event.hostname
+                self.client_address = event.address if event.family in "46" else ""
+            case p.Helo(name=name):
+                self.helo = name
+            case p.Mail():
+                self.tx = Transaction(event.sender, event.args)
+            case p.Rcpt():
+                answer = self.on_rcpt(event)
+            case p.Header():
+                self.on_header(event)
+            case p.Body(chunk=chunk):
+                self.on_body(chunk)
+            case p.EndOfBody(chunk=chunk):
+                if chunk:
+                    self.on_body(chunk)
+                await self.on_end_of_body()
+                return not self.server.draining
+            case p.Abort():
+                self.tx = None
+                return True
+            case p.Quit(new_connection=new):
+                if not new:
+                    return False
+                self.tx = None
+                self.macros.clear()
+                self.client_address = self.client_name = self.helo = ""
+                return True
+            case p.OptNeg():
+                raise p.ProtocolError("option negotiation repeated")
+            case _:
+                pass                    # end of headers, DATA, unknown command: nothing to do
+        if self.agreed.replies_to(packet.command):
+            if answer is None and self.tx is not None and self.tx.refused is not None:
+                answer = p.encode_replycode(str(self.tx.refused))
+            await self.send(answer or p.encode_continue())
+        return True
+
+    def _transaction(self, what: str) -> Transaction:
+        if self.tx is None:
+            raise p.ProtocolError(f"{what} outside a transaction")
+        return self.tx
+
+    def on_rcpt(self, event: p.Rcpt) -> bytes | None:
+        tx = self._transaction("RCPT")
+        if len(tx.recipients) >= self.settings.max_recipients:
+            return p.encode_replycode(str(replies.TOO_MANY_RECIPIENTS))
+        tx.recipients.append((unbracket(event.recipient), event.recipient))
+        return None
+
+    def on_header(self, event: p.Header) -> None:
+        tx = self._transaction("header")
+        if tx.refused is not None:
+            return
+        line = header_line(event.name, event.value, self.agreed.leading_space)
+        tx.head_size += len(line)
+        tx.size += len(line)
+        if tx.head_size > self.settings.max_header_size:
+            self.refuse(tx, replies.HEADER_EXCEEDED)
+        else:
+            tx.head.append(line)
+
+    def on_body(self, chunk: bytes) -> None:
+        tx = self._transaction("body")
+        tx.size += len(chunk)
+        if tx.refused is not None:
+            return
+        if tx.size + 2 > self.settings.max_message_size:
+            self.refuse(tx, replies.SIZE_EXCEEDED)
+        else:
+            tx.body.append(chunk)
+
+    def refuse(self, tx: Transaction, reply: Reply) -> None:
+        """Refuse the message while it arrives: drop what was kept, log its one decision event."""
+        tx.refused = reply
+        tx.head.clear()
+        tx.body.clear()
+        envelope = self.envelope(tx)
+        self.log_decision(envelope, tx.size, None, reply, action="refused", error=reply.text)
+
+    # ---------------------------------------------------------------- end of body
+
+    def envelope(self, tx: Transaction) -> Envelope:
+        address = self.macros.get("{client_addr}") or self.client_address
+        return Envelope(
+            mail_from=unbracket(tx.sender),
+            rcpt_tos=tuple(r for r, _ in tx.recipients),
+            client_address=address,
+            client_name=self.client_name,
+            helo=self.helo,
+            mail_options=tx.args,
+            smtputf8=any(a.upper() == "SMTPUTF8" for a in tx.args),
+        )
+
+    async def on_end_of_body(self) -> None:
+        tx = self._transaction("end of body")
+        self.tx = None
+        if tx.refused is not None:
+            await self.send(p.encode_replycode(str(tx.refused)))
+            return
+        raw = tx.raw()
+        tx.head.clear()
+        tx.body.clear()
+        envelope = self.envelope(tx)
+        received = time.perf_counter() - tx.started
+        started = time.perf_counter()
+        decision = None
+        outcome = act_mod.Outcome((p.encode_tempfail(),))
+        self.deciding = True
+        keepalive = asyncio.create_task(self._keepalive())
+        try:
+            decision = await self.server.pipeline.decide(envelope, raw)
+            outcome = await act_mod.act(decision, envelope, raw, tx.recipients, self.settings,
+                                        store=self.server.store, signer=self.server.signer,
+                                        leading_space=self.agreed.leading_space)
+        except Exception as exc:  # noqa: BLE001 - anything unexpected: 451, traceback logged, nothing lost
+            self.log.error("message.error", error=type(exc).__name__, exc_info=exc)
+            outcome = act_mod.refuse(replies.INTERNAL_ERROR, error=type(exc).__name__)
+        finally:
+            keepalive.cancel()
+            await asyncio.gather(keepalive, return_exceptions=True)
+            self.deciding = False
+        try:
+            await self.send(*outcome.packets)
+        finally:
+            self.log_decision(
+                envelope, len(raw), decision, outcome.reply,
+                action="" if decision is not None and not outcome.error else "error",
+                quarantine_id=outcome.quarantine_id, recipients=outcome.recipients, error=outcome.error,
+                timings={"receive": received, "act": time.perf_counter() - started
+                         - (decision.timings.get("total", 0.0) if decision else 0.0)})
+        if decision is not None:
+            metrics.observe_decision(decision, len(raw))
+
+    async def _keepalive(self) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_INTERVAL)
+            await self.send(p.encode_progress())
+
+    def log_decision(self, envelope: Envelope, size: int, decision, reply: Reply | None, **fields) -> None:
+        client = {"address": envelope.client_address, "name": envelope.client_name, "helo": envelope.helo,
+                  "peer": self.peer}
+        event = decision_event(message_id=secrets.token_hex(8), session_id=self.session_id, client=client,
+                               mail_from=envelope.mail_from, rcpt_tos=envelope.rcpt_tos, size=size,
+                               decision=decision, reply=reply, **fields)
+        queue_id = self.macros.get("i", "")
+        if queue_id:
+            event["queue_id"] = queue_id[:32]
+        log.info("decision", front="milter", **event)
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+def parse_listen(address: str) -> tuple[str, str, int]:
+    """``inet:host:port`` / ``inet6:host:port`` / ``unix:/path`` -> (kind, host or path, port)."""
+    kind, _, rest = address.partition(":")
+    if kind == "unix":
+        return "unix", rest, 0
+    host, _, port = rest.rpartition(":")
+    return "inet", host.strip("[]") or "127.0.0.1", int(port)
+
+
+async def serve(settings: Settings, shutdown_trigger=None, *, pipeline=None, store=None, signer=None,
+                ready=None, on_state=None) -> None:
+    """Serve the milter protocol on ``settings.milter_listen`` until ``shutdown_trigger()`` returns,
+    then stop accepting, let messages being decided finish within ``shutdown_grace``, close the rest."""
+    kind, where, port = parse_listen(settings.milter_listen)
+    state = MilterServer(settings, pipeline, store=store, signer=signer)
+    if on_state is not None:
+        on_state(state)                 # the CLI swaps state.pipeline on SIGHUP
+    if kind == "unix":
+        import os
+        import stat
+
+        try:
+            if stat.S_ISSOCK(os.lstat(where).st_mode):
+                os.unlink(where)                    # a stale socket from an earlier run
+        except FileNotFoundError:
+            pass
+        server = await asyncio.start_unix_server(state.handle_connection, path=where, limit=READ_SIZE)
+        os.chmod(where, 0o660)
+        bound = where
+    else:
+        server = await asyncio.start_server(state.handle_connection, where, port, reuse_address=True,
+                                            backlog=512, limit=READ_SIZE)
+        sockname = server.sockets[0].getsockname()
+        bound = f"inet:{sockname[0]}:{sockname[1]}"
+    log.info("serving", front="milter", listen=bound, policy_version=getattr(pipeline.policy, "version", ""),
+             quarantine=store is not None, dkim=signer is not None)
+    if ready is not None:
+        ready(bound)
+    try:
+        if shutdown_trigger is None:
+            await asyncio.Event().wait()
+        else:
+            await shutdown_trigger()
+    finally:
+        server.close()
+        state.drain()
+        log.info("draining", front="milter", sessions=len(state.sessions), grace=settings.shutdown_grace)
+        deadline = time.monotonic() + settings.shutdown_grace
+        while any(s.busy for s in state.sessions) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if state.sessions:
+            if any(s.busy for s in state.sessions):
+                log.warning("drain.timeout", front="milter", sessions=len(state.sessions))
+            for session in list(state.sessions):
+                session.abort()
+        await asyncio.sleep(0)
+        if kind == "unix":
+            import contextlib
+            import os
+
+            with contextlib.suppress(OSError):
+                os.unlink(where)
+        log.info("stopped", front="milter")
