@@ -737,3 +737,30 @@ def test_shutdown_tells_idle_sessions_421_and_lets_busy_ones_finish(make_setting
 
     answer = run(go())
     assert answer.code == 250 and len(sink.messages) == 1
+
+
+def test_a_bug_in_a_command_hook_is_a_generic_451_and_the_session_goes_on(make_settings, make_sink, monkeypatch):
+    from relay.server import RelayHandler
+
+    async def broken(self, server, session, envelope, address, options):
+        raise KeyError("internal detail")
+
+    monkeypatch.setattr(RelayHandler, "handle_RCPT", broken)
+    sink = make_sink()
+
+    async def go():
+        async with relay(make_settings, sink.port) as port:
+            smtp = await client(port)
+            await smtp.mail("alice@example.org")
+            with pytest.raises(aiosmtplib.SMTPRecipientRefused) as refused:
+                await smtp.rcpt("bob@example.org")
+            noop = await smtp.noop()
+            await smtp.quit()
+            return refused.value, noop
+
+    with capture_logs() as logs:
+        refused, noop = run(go())
+    assert (refused.code, refused.message) == (451, "4.3.0 Internal error, try again later")
+    assert noop.code == 250
+    [error] = [e for e in logs if e["event"] == "session.error"]
+    assert error["error"] == "KeyError" and isinstance(error["exc_info"], KeyError)
