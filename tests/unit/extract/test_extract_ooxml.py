@@ -96,3 +96,15 @@ def test_plain_zip_is_not_a_document(extract_file):
         zf.writestr("notes.txt", "hello")
     text, problems = extract_file("files.zip", buf.getvalue())
     assert text is None and problems == ()
+
+
+def test_deadline_is_checked_inside_a_document():
+    import time
+
+    from relay.extract import ooxml
+    from relay.extract.budget import Budget, OutOfTime
+    from relay.extract.container import open_zip
+
+    with open_zip(g.docx(["text"])) as zf:
+        with pytest.raises(OutOfTime):
+            ooxml.extract(zf, Budget(1 << 20, 1 << 20, time.monotonic() - 1))
