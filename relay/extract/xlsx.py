@@ -200,7 +200,7 @@ class _Sheet(Handler):
 def _date(raw: str, epoch: dt.datetime) -> str:
     try:
         serial = float(raw)
-        when = epoch + dt.timedelta(days=serial)
+        when = epoch + dt.timedelta(seconds=round(serial * 86400))   # 14:30 is stored as 14:29:59.99...
     except (ValueError, OverflowError):
         return raw
     if serial < 1:

@@ -28,7 +28,7 @@ def test_inline_strings_booleans_and_custom_date_formats(extract_file):
     sheet = ('<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
              '<row r="1"><c r="A1" t="inlineStr"><is><t>Flag</t></is></c><c r="B1" t="inlineStr"><is><r><t>Da</t></r>'
              '<r><t>te</t></r></is></c><c r="C1" t="str"><f>A1</f><v>Formula</v></c></row>'
-             '<row r="2"><c r="A2" t="b"><v>1</v></c><c r="B2" s="1"><v>45292.5</v></c><c r="C2" t="str"><v>x</v></c></row>'
+             '<row r="2"><c r="A2" t="b"><v>1</v></c><c r="B2" s="1"><v>45292.604166666664</v></c><c r="C2" t="str"><v>x</v></c></row>'
              "</sheetData></worksheet>")
     styles = ('<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><numFmts count="1">'
               '<numFmt numFmtId="164" formatCode="dd\\-mmm\\-yyyy hh:mm"/></numFmts>'
@@ -37,7 +37,7 @@ def test_inline_strings_booleans_and_custom_date_formats(extract_file):
     data = _replace_members(data, {"xl/worksheets/sheet1.xml": sheet, "xl/styles.xml": styles})
     text, problems = extract_file("x.xlsx", data)
     assert problems == ()
-    assert text.splitlines()[1:] == ["Flag | Date | Formula", "Flag: TRUE | Date: 01/01/2024 12:00 | Formula: x"]
+    assert text.splitlines()[1:] == ["Flag | Date | Formula", "Flag: TRUE | Date: 01/01/2024 14:30 | Formula: x"]
 
 
 def _replace_members(data: bytes, replacements: dict[str, str]) -> bytes:
