@@ -11,10 +11,15 @@ What becomes a :class:`TextChunk`
     - each document attachment (``where`` = the part label, e.g.
       ``part 2 "cv.docx"``, ``source="attachment"``, ``kind`` = document
       type): text, html, csv, rtf, pdf, docx, xlsx, pptx, odt, ods, odp;
-      attachments inside attached messages (message/rfc822) and zip members
-      (child parts with ``origin="archive"``, labelled
-      ``part 2 "docs.zip" > part 2/a.docx ...``) the same way. An attached
-      message's Subject is a chunk ``"<label> header Subject"``.
+      attachments inside attached messages (message/rfc822) and archive
+      members (child parts with ``origin="archive"``, labelled
+      ``part 1.2 "docs.zip" > part 1.2/1 "a/letter.docx"``) the same way,
+      all with ``source="attachment"``. An attached message's Subject is a
+      chunk ``"<label> header Subject"``.
+
+Text parts are decoded by :mod:`relay.extract.plain` (BOM, declared
+charset if it fits, UTF-8, else windows-1252; CRLF as LF). Document text has
+its whitespace normalised (single spaces, at most one blank line).
 
 HTML (:func:`html_to_text`): entities decoded, script/style and comments
 dropped, *hidden text kept* (``display:none`` text is still sent data),
@@ -24,8 +29,9 @@ Tables: the contract for detectors
     Every table-shaped thing -- docx/odt/rtf/html tables, pptx tables,
     xlsx/ods sheets, csv/tsv files -- is written the same way: one line per
     row, cells joined by ``" | "`` (space, bar, space). When the first row
-    looks like a header (every non-empty cell is short text with a letter,
-    not a number or date; an html ``<th>`` row always counts), that header
+    looks like a header (every non-empty cell has a letter, at most 60
+    characters and at most 4 digits, so not a value, date or id; an html
+    ``<th>`` row always counts) and a row follows it, that header
     row is written as a plain line and *every cell of every later row is
     prefixed with its column header and ": "*::
 
