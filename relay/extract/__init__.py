@@ -168,7 +168,8 @@ def extract(message: ParsedMessage, limits: ExtractLimits = ExtractLimits()) -> 
             run.budget.tick()
             if _is_body(part, nested):
                 if part.content_type == "text/html":
-                    text = html_to_text(plain.decode(part.payload, part.charset or plain.html_charset(part.payload)))
+                    markup = plain.decode(part.payload, part.charset or plain.html_charset(part.payload))
+                    text = html_to_text(markup, run.budget.tick)
                     run.add("body", text, "body", "html")
                 else:
                     run.add("body", plain.decode(part.payload, part.charset), "body", "text")

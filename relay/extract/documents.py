@@ -121,7 +121,7 @@ def _read(kind: str, part: Part, budget: Budget) -> tuple[str, str | None]:
         return kind, rtf.extract(data, budget)
     text = plain.decode(data, part.charset or (plain.html_charset(data) if kind == "html" else ""))
     if kind == "html":
-        return kind, html_to_text(text)
+        return kind, html_to_text(text, budget.tick)
     if kind == "csv":
         return kind, csv_reader.extract(text, budget)
     return kind, text

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html as _html
 import re
+from collections.abc import Callable
 
 from relay.extract import tables
 
@@ -72,8 +73,12 @@ _TOKEN = _token_pattern()
 _MAX_NESTED_TABLES = 8
 
 
-def html_to_text(markup: str) -> str:
-    """Visible-or-hidden text of ``markup``; see the module docstring."""
+def html_to_text(markup: str, tick: Callable[[], None] | None = None) -> str:
+    """Visible-or-hidden text of ``markup``; see the module docstring.
+
+    ``tick`` (optional) is called every few thousand tokens; it may raise to
+    stop a long document (extract() passes its deadline check).
+    """
     keep_newlines = _PRE.search(markup) is not None
     if not keep_newlines:
         markup = markup.replace("\r", " ").replace("\n", " ").replace("\t", " ")
@@ -84,7 +89,11 @@ def html_to_text(markup: str) -> str:
     depth_over = 0  # open <table>s past _MAX_NESTED_TABLES
     pos, end = 0, len(markup)
     match = _TOKEN.match
+    steps = 0
     while pos < end:
+        steps += 1
+        if not steps & 0xFFF and tick is not None:
+            tick()
         m = match(markup, pos)
         pos = m.end()
         kind = m.lastgroup

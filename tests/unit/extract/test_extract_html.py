@@ -95,3 +95,20 @@ def test_deeply_nested_tables_stay_bounded():
 @given(st.text(alphabet="<>/=\"' abtdrphcipsle!-&;#x1\n", max_size=300))
 def test_never_raises(markup):
     assert isinstance(html_to_text(markup), str)
+
+
+def test_tick_is_called_on_long_documents_and_may_stop_them():
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def tick():
+        calls.append(1)
+        if len(calls) == 2:
+            raise Stop
+
+    assert html_to_text("<p>x</p>" * 100, tick) == "\n\n".join("x" * 1 for _ in range(100))
+    assert calls == []
+    with pytest.raises(Stop):
+        html_to_text("<p>x</p>" * 20000, tick)
