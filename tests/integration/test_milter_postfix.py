@@ -198,6 +198,45 @@ def test_clean_mail_is_delivered_tagged_and_forged_verdict_removed(chain):
     assert event["envelope"]["rcpt_tos"] == ["bob@partner.example"]
 
 
+def dkim_key(tmp_path: Path) -> tuple[Path, str]:
+    """A key from the real ``relay dkim keygen`` and its TXT record line for OpenDKIM's TestPublicKeys."""
+    out = tmp_path / "s1.example.ac.uk.pem"
+    done = subprocess.run([sys.executable, "-m", "relay.cli", "dkim", "keygen", "--domain", "example.ac.uk",
+                           "--selector", "s1", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=True, stdin=subprocess.DEVNULL)
+    name, _, strings = done.stdout.strip().splitlines()[-1].partition(" IN TXT ")
+    value = "".join(re.findall(r'"([^"]*)"', strings))
+    return out, f"{name} {value}"
+
+
+def opendkim_verify(tmp_path: Path, record: str, raw: bytes) -> str:
+    (tmp_path / "message.eml").write_bytes(raw)
+    (tmp_path / "keys.txt").write_text(record + "\n")
+    conf = tmp_path / "opendkim.conf"
+    conf.write_text(f"Mode v\nSyslog no\nAlwaysAddARHeader yes\nTestPublicKeys {tmp_path / 'keys.txt'}\n")
+    done = subprocess.run(["opendkim", "-x", str(conf), "-vvv", "-t", str(tmp_path / "message.eml")],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return done.stdout + done.stderr
+
+
+def test_dkim_signature_covers_the_message_as_postfix_sends_it(make_sink, make_postfix, start_milter, tmp_path):
+    key, record = dkim_key(tmp_path)
+    sink = make_sink()
+    milter = start_milter(sink.port, {"RELAY_DKIM_DOMAIN": "example.ac.uk", "RELAY_DKIM_SELECTOR": "s1",
+                                      "RELAY_DKIM_KEY": str(key)})
+    postfix = make_postfix(relay_to=sink.port, main={"smtpd_milters": f"inet:127.0.0.1:{milter.port}",
+                                                     "milter_default_action": "tempfail"})
+    forged = "X-Policy-Action: accept\r\nX-Mailer: Microsoft Outlook 16.0\r\nX-Folded: one\r\n\ttwo\r\n"
+    code, text = submit(postfix, ["bob@partner.example"], message(extra=forged, body="Signed.\r\n"))
+    assert code == 250, text
+    [received] = sink.wait_for_messages(1, 30)
+    heads = headers_of(received.data)
+    assert sum(h.startswith("DKIM-Signature:") for h in heads) == 1
+    assert "Subject: [desktop] Lunch" in heads and "X-Policy-Action: tag" in heads
+    result = opendkim_verify(tmp_path, record, received.data)
+    assert "dkim=pass" in result, result
+
+
 def test_malware_is_rejected_with_the_policy_reply(chain):
     postfix, milter, sink = chain
     body = "Attached.\r\n\r\n" + EICAR.decode() + "\r\n"
