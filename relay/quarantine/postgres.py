@@ -306,8 +306,16 @@ class PostgresStore:
         except (psycopg.Error, psycopg_pool.PoolTimeout, TimeoutError):
             pass  # autovacuum will do it; the rows are already gone
 
-    async def ping(self) -> None:
-        await self._tx(lambda conn: conn.execute("SELECT 1"))
+    async def ping(self, write: bool = False) -> None:
+        await self._tx(self._ping, write)
+
+    @staticmethod
+    async def _ping(conn, write: bool) -> None:
+        await conn.execute("SELECT 1 FROM schema_version")
+        if write:  # write a probe row and bytes, then roll back: nothing stays
+            async with conn.transaction(force_rollback=True):
+                await conn.execute(st.PROBE_INSERT, st.probe_values(st.utcnow(), Jsonb))
+                await conn.execute("INSERT INTO held_raw (id, raw) VALUES (%s, %s)", (st.PROBE_ID, b"probe"))
 
     async def _purge(self, conn, older_than: dt.datetime) -> list[st.Purged]:
         cur = await conn.execute(

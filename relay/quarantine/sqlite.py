@@ -361,8 +361,19 @@ class SqliteStore:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return gone
 
-    async def ping(self) -> None:
-        await self._run(lambda conn: conn.execute("SELECT 1 FROM schema_version").fetchall())
+    async def ping(self, write: bool = False) -> None:
+        await self._run(self._ping, write)
+
+    @staticmethod
+    def _ping(conn: sqlite3.Connection, write: bool) -> None:
+        conn.execute("SELECT 1 FROM schema_version").fetchall()
+        if write:  # take the write lock and write a probe row and bytes, then roll back: nothing stays
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(st.PROBE_INSERT.replace("%s", "?"), st.probe_values(_ts(st.utcnow()), json.dumps))
+                conn.execute("INSERT INTO held_raw (id, raw) VALUES (?, ?)", (st.PROBE_ID, b"probe"))
+            finally:
+                conn.execute("ROLLBACK")
 
     async def check(self) -> list[str]:
         return await self._run(self._check)

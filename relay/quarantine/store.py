@@ -267,8 +267,9 @@ class Store(Protocol):
     async def purge(self, older_than: dt.datetime, actor: str) -> list[Purged]:
         """Remove records (and bytes) held before ``older_than``; live claims are kept."""
 
-    async def ping(self) -> None:
-        """Connect (creating or migrating the schema on first use); StoreUnavailable if that fails."""
+    async def ping(self, write: bool = False) -> None:
+        """Connect (creating or migrating the schema on first use); with ``write``, also write a
+        probe row and roll it back. StoreUnavailable if any of it fails."""
 
     async def check(self) -> list[str]:
         """Integrity problems: rows whose bytes are missing or do not match their hash."""
@@ -306,6 +307,19 @@ def message_from_row(row: Mapping[str, Any], history: Sequence[HistoryEntry]) ->
         findings=tuple(row["findings"]), size=int(row["size"]), sha256=row["sha256"],
         subject=row["subject"], history=tuple(history),
     )
+
+
+PROBE_ID = "probe"  # never a valid id: no reviewer command can reach it, and it is always rolled back
+PROBE_INSERT = (
+    "INSERT INTO held (id, held_at, status, mail_from, recipients, mail_options, client_address, client_name,"
+    " helo, action, rules, policy_version, findings, subject, size, sha256)"
+    " VALUES (%s, %s, 'held', '', %s, %s, '', '', '', 'hold', %s, '', %s, '', 5, '')"
+)
+
+
+def probe_values(at: Any, wrap: Any) -> tuple:
+    """Parameters of :data:`PROBE_INSERT`: ``at`` in the backend's time type, ``wrap`` its JSON adapter."""
+    return (PROBE_ID, at, wrap([]), wrap([]), wrap([]), wrap([]))
 
 
 def like_pattern(text: str) -> str:

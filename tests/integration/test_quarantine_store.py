@@ -318,13 +318,14 @@ def test_unreachable_store_raises_store_unavailable(tmp_path, make_decision):
         run(ping(f"sqlite:///{blocker}/q.sqlite3"))
 
 
-def test_ping_creates_the_schema(quarantine_url):
+def test_ping_creates_the_schema_and_a_write_probe_leaves_nothing(quarantine_url):
     async def go():
         async with open_store(quarantine_url) as store:
             await store.ping()
-            return await store.list()
+            await store.ping(write=True)
+            return await store.list(), await store.check()
 
-    assert run(go()) == []
+    assert run(go()) == ([], [])
 
 
 @pytest.mark.postgres
