@@ -275,7 +275,7 @@ def test_reject_cites_rule_and_clause_and_forwards_nothing(make_settings, make_s
     code, text = run(go())
     assert (code, text) == (550, "5.7.1 because reject [rule rule-reject, clause 5.1]")
     assert sink.messages == []
-    assert sink.handler.commands[-1] == "RSET"     # the next hop's transaction was ended
+    assert [c for c in sink.handler.commands if c != "QUIT"][-1] == "RSET"   # the next hop's transaction ended
 
 
 def test_tempfail_answers_451(make_settings, make_sink):
@@ -334,7 +334,7 @@ def test_mixed_verdict_forwards_to_some_and_holds_for_others(make_settings, make
     [(decision, _)] = store.held
     assert decision.envelope.rcpt_tos == ("ext@example.net",)
     # the next-hop transaction was re-opened for the forwarded recipients only
-    assert sink.handler.commands[-5:] == ["RSET", "MAIL alice@example.org", "RCPT bob@example.org",
+    assert [c for c in sink.handler.commands if c != "QUIT"][-5:] == ["RSET", "MAIL alice@example.org", "RCPT bob@example.org",
                                          "RCPT tagged@example.org", "DATA"]
 
 
