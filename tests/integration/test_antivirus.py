@@ -174,3 +174,6 @@ def test_start_clamd_script_unix_socket_test_signatures_and_idempotence(tmp_path
         assert exe.signature.startswith("ClamAV-Test-File")
     finally:
         stop_pid(pid)
+    # the same clamd, stopped: never clean
+    findings = scan(url, samples.message([("eicar.com", samples.EICAR, "application/octet-stream")]), timeout=2)
+    assert [(f.kind, f.type) for f in findings] == [("scanner_unavailable", "clamav")]
