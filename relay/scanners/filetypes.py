@@ -21,7 +21,8 @@ checks microseconds. Findings (``where`` is the part's label):
 - ``disk_image`` iso | img | vhd | vhdx | dmg: by content (ISO 9660
   ``CD001``, ``vhdxfile``, ``conectix``, a DMG ``koly`` trailer, an MBR
   partitioned image) or extension.
-- ``macro`` vba | xlm: oletools olevba on Office documents (OLE2 and OOXML).
+- ``macro`` vba | xlm: oletools olevba on Office documents (OLE2 and OOXML),
+  and Excel 4 macro sheets (``xl/macrosheets/``) in OOXML workbooks.
 - ``dde``: DDE/DDEAUTO fields in Word and RTF documents (oletools msodde), DDE links
   and ``cmd|'...'!A1`` formulas in Excel workbooks, and CSV cells starting
   ``=cmd|`` and the like.
@@ -215,23 +216,26 @@ def _oletools():
 
 
 def macros(data: bytes) -> list[str]:
+    """vba and/or xlm: olevba, plus Excel 4 macro sheets in OOXML workbooks (olevba sees those in BIFF only)."""
     VBA_Parser = _oletools()[0].VBA_Parser  # noqa: N806
+    sheets = ["xlm"] if data[:4] == b"PK\x03\x04" and any(
+        n.startswith("xl/macrosheets/") for n in _zip_names(data)) else []
     try:
         parser = VBA_Parser("attachment", data=data)
     except Exception:  # noqa: BLE001 - not an Office file after all, or too broken to hold macros
-        return []
+        return sheets
     try:
-        out = []
+        out = sheets
         if parser.detect_vba_macros():
             out.append("vba")
         try:
-            if parser.detect_xlm_macros():
+            if not out.count("xlm") and parser.detect_xlm_macros():
                 out.append("xlm")
         except Exception:  # noqa: BLE001 - XLM detection is best effort
             pass
         return out
     except Exception:  # noqa: BLE001
-        return []
+        return sheets
     finally:
         parser.close()
 

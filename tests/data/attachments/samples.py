@@ -222,3 +222,17 @@ def many_parts(count: int) -> bytes:
     parts = b"".join(b"--sep\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % i for i in range(count))
     return (b"From: a@example.org\r\nTo: b@example.org\r\nSubject: many\r\nMIME-Version: 1.0\r\n"
             b"Content-Type: multipart/mixed; boundary=\"sep\"\r\n\r\n" + parts + b"--sep--\r\n")
+
+
+def xlm_xlsm() -> bytes:
+    """An OOXML workbook with an Excel 4 (XLM) macro sheet."""
+    return zip_of({
+        "[Content_Types].xml": '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/'
+                               'content-types"><Override PartName="/xl/workbook.xml" ContentType="application/'
+                               'vnd.ms-excel.sheet.macroEnabled.main+xml"/><Override PartName="/xl/macrosheets/'
+                               'sheet1.xml" ContentType="application/vnd.ms-excel.macrosheet+xml"/></Types>',
+        "xl/workbook.xml": "<workbook/>",
+        "xl/macrosheets/sheet1.xml": '<?xml version="1.0"?><xm:macrosheet xmlns:xm="http://schemas.microsoft.com/'
+                                     'office/excel/2006/main"><sheetData><row r="1"><c r="A1"><f>HALT()</f></c>'
+                                     '</row></sheetData></xm:macrosheet>',
+    })

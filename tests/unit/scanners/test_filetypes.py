@@ -80,6 +80,8 @@ def test_executable_extension_alone_is_medium_confidence():
 def test_macros_in_ooxml_and_ole2():
     assert ("macro", "vba") in found("book.xlsm", samples.macro_xlsm())
     assert ("macro", "vba") in found("old.doc", samples.vba_project())
+    assert ("macro", "xlm") in found("book.xlsm", samples.xlm_xlsm())
+    assert ("macro", "xlm") not in found("book.xlsm", samples.macro_xlsm())
     assert not any(k == "macro" for k, _ in found("letter.docx", samples.docx()))
     assert not any(k == "macro" for k, _ in found("clam.doc", samples.testfile("clam.ole.doc")))
 
