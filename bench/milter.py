@@ -21,6 +21,20 @@ The relay scans with the policy given (default: the shipped policy with a privat
 Ratios matter more than absolute numbers: the machine is shared.
 
     .venv/bin/python bench/milter.py --messages 1000 --concurrency 10 --size 20k
+
+Recorded 2026-11-28 (Postfix 3.7.11, Python 3.11, 2 shared cores, shipped policy + private clamd):
+
+    1000 messages of 20480 bytes, 10 parallel sessions (smtp-source); probe: 40 sequential messages
+    path     submit msg/s delivered msg/s  submit p50/p95 ms  deliver p50/p95 ms added p50 ms
+    alone             261             255     13.4 / 23.2         20.0 / 36.0             0.0
+    milter             46              46     75.0 / 95.6         80.0 / 105.9           60.0
+    smtp              338              34      7.2 / 14.9        139.4 / 162.9          119.4
+
+The milter delivers ~35% more per second than the SMTP hop and adds half the
+latency (one queue pass instead of two, no second SMTP session per message);
+the SMTP hop answers the client sooner (Postfix queues first, scans later).
+Both are bound by the pipeline's CPU (one relay process; `relay serve --workers`
+scales the hop, the milter runs one process).
 """
 
 from __future__ import annotations
