@@ -199,17 +199,18 @@ class _Walker:
     def _check_headers(self, msg: Message, where: str, root: bool) -> tuple[tuple[str, str], ...]:
         headers = []
         counts: dict[str, int] = {}
+        prefix = "" if root else f"{where} "
         for k, v in msg.raw_items():
             value = str(v)
             if "\x00" in value or "\x00" in k:
-                self.problem("malformed", "nul_in_header", f"{where} header {k.replace(chr(0), '')}")
+                self.problem("malformed", "nul_in_header", f"{prefix}header {k.replace(chr(0), '')}")
                 value = value.replace("\x00", "")
             lk = k.lower()
             counts[lk] = counts.get(lk, 0) + 1
             headers.append((k, decode_words(value)))
         for name, n in counts.items():
             if n > 1 and (name in _SINGLE_PART or (root and name in _SINGLE_ROOT)):
-                self.problem("malformed", "duplicate_header", f"{where} header {name}")
+                self.problem("malformed", "duplicate_header", f"{prefix}header {name}")
         return tuple(headers)
 
     def part(self, buf: bytes, start: int, end: int, index: str, depth: int, root: bool = False,
@@ -223,7 +224,7 @@ class _Walker:
         msg, buf, start, end = _split_entity(buf, start, end)
         if default_type != "text/plain":
             msg.set_default_type(default_type)
-        headers = self._check_headers(msg, "message" if root else where, root)
+        headers = self._check_headers(msg, where, root)
         for defect in msg.defects:
             self.problem("malformed", _defect_type(defect), where)
         ctype = msg.get_content_type()
@@ -395,11 +396,18 @@ def _split_entity(buf: bytes, start: int, end: int) -> tuple[Message, bytes, int
             head, body = buf[start:end], end
     if not head.strip():
         return Message(), buf, body, end
-    msg = _PARSER.parsebytes(head + b"\r\n\r\n", headersonly=True)
+    if head.isascii():
+        msg = _PARSER.parsebytes(head + b"\r\n\r\n", headersonly=True)
+    else:  # 8-bit header bytes: UTF-8 (RFC 6532) if they are, else Latin-1 -- text, not escapes
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError:
+            text = head.decode("latin-1")
+        msg = _TEXT_PARSER.parsestr(text + "\r\n\r\n", headersonly=True)
     extra = msg.get_payload()
     msg.set_payload(None)
     if isinstance(extra, str) and extra.strip():  # a line that is no header ended the header section early
-        rebuilt = extra.encode("ascii", "surrogateescape") + buf[body:end]
+        rebuilt = extra.encode("utf-8", "surrogateescape") + buf[body:end]
         return msg, rebuilt, 0, len(rebuilt)
     return msg, buf, body, end
 
@@ -466,6 +474,7 @@ def _defect_type(defect: object) -> str:
 
 
 _PARSER = email.parser.BytesParser(policy=email.policy.compat32)
+_TEXT_PARSER = email.parser.Parser(policy=email.policy.compat32)
 
 
 def parse(raw: bytes, limits: ParseLimits = ParseLimits()) -> ParsedMessage:

@@ -229,7 +229,7 @@ def macros(data: bytes) -> list[str]:
         if parser.detect_vba_macros():
             out.append("vba")
         try:
-            if not out.count("xlm") and parser.detect_xlm_macros():
+            if "xlm" not in out and parser.detect_xlm_macros():
                 out.append("xlm")
         except Exception:  # noqa: BLE001 - XLM detection is best effort
             pass

@@ -256,3 +256,19 @@ def test_a_flood_of_delimiters_is_cut_at_max_parts_and_empty_boundaries_are_brok
     assert sum(1 for _ in msg.walk()) <= 50
     empty = b"From: a@example.org\r\nContent-Type: multipart/mixed; boundary=\"\"\r\n\r\n--\r\nx\r\n----\r\n"
     assert ("malformed", "broken_boundary") in kinds(parse(empty))
+
+
+def test_raw_utf8_headers_read_as_text_without_surrogates():
+    raw = ("From: a@example.org\r\nSubject: Grüße\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"
+           "--B\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"résumé.pdf\"\r\n\r\n"
+           "%PDF-1.4\r\n--B--\r\n").encode("utf-8")
+    msg = parse(raw)
+    assert msg.subject == "Grüße"
+    assert [p.filename for p in msg.leaves()] == ["résumé.pdf"]
+    msg.subject.encode("utf-8")  # no lone surrogates
+
+
+def test_root_header_problems_say_header_not_part():
+    raw = b"From: a@example.org\r\nFrom: b@example.org\r\n\r\nbody\r\n"
+    (finding,) = parse(raw).problems
+    assert finding.where == "header from"
