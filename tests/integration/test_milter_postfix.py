@@ -390,3 +390,17 @@ def test_recorded_postfix_session_decodes_with_the_codec(make_sink, make_postfix
         target.mkdir(parents=True, exist_ok=True)
         (target / "postfix-to-milter.bin").write_bytes(bytes(to_milter))
         (target / "milter-to-postfix.bin").write_bytes(bytes(to_mta))
+
+
+def test_sighup_reloads_the_policy_and_sigterm_stops_cleanly(start_milter, tmp_path, make_sink):
+    milter = start_milter(make_sink().port)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY.replace("name: milter test", "name: milter test v2"), encoding="utf-8")
+    milter.proc.send_signal(signal.SIGHUP)
+    [reloaded] = milter.wait_for_event("policy.reloaded")
+    assert reloaded["version"] != milter.events("serving")[0]["policy_version"]
+    policy.write_text("rules: [", encoding="utf-8")                 # a broken policy is refused, the old kept
+    milter.proc.send_signal(signal.SIGHUP)
+    milter.wait_for_event("policy.reload_failed")
+    assert milter.stop() == 0
+    assert milter.events("stopped")
