@@ -71,8 +71,10 @@ def _natural(name: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in _NUMBER.split(name))
 
 
-_STARTS = frozenset(("t", "delText", "tab", "br", "cr", "tc", "gridSpan", "tr", "tbl", "Fallback"))
-_ENDS = frozenset(("t", "delText", "p", "tc", "tr", "tbl", "Fallback"))
+# "text": the text of an xlsx legacy comment (runs inside) or of a pptx comment (p:cm/p:text)
+_TEXT = frozenset(("t", "delText", "text"))
+_STARTS = frozenset((*_TEXT, "tab", "br", "cr", "tc", "gridSpan", "tr", "tbl", "Fallback"))
+_ENDS = frozenset((*_TEXT, "p", "tc", "tr", "tbl", "Fallback", "comment", "cm"))
 
 
 class _Flow(Flow):
@@ -95,7 +97,7 @@ class _Flow(Flow):
             if name == "Fallback":
                 self.skip += 1
             return
-        if name == "t" or name == "delText":
+        if name in _TEXT:
             self.in_text = True
         elif name == "tab":
             self.add("\t")
@@ -124,9 +126,9 @@ class _Flow(Flow):
             if name == "Fallback":
                 self.skip -= 1
             return
-        if name == "t" or name == "delText":
+        if name in _TEXT:
             self.in_text = False
-        elif name == "p":
+        elif name == "p" or name == "comment" or name == "cm":
             self.newline()
         elif name == "tc":
             self.close_cell()
@@ -161,7 +163,18 @@ def extract_docx(zf: zipfile.ZipFile, parts: list[tuple[str, str]], budget: Budg
 def extract_pptx(zf: zipfile.ZipFile, parts: list[tuple[str, str]], budget: Budget) -> str:
     slides = sorted((n for n, t in parts if t.endswith("presentationml.slide+xml")), key=_natural)
     notes = sorted((n for n, t in parts if t.endswith("presentationml.notesslide+xml")), key=_natural)
-    return _flow_parts(zf, [n for n in slides + notes if n in zf.NameToInfo], budget)
+    comments = sorted((n for n, t in parts if t.endswith("presentationml.comments+xml")), key=_natural)
+    return _flow_parts(zf, [n for n in slides + notes + comments if n in zf.NameToInfo], budget)
+
+
+def _xlsx_with_comments(zf: zipfile.ZipFile, parts: list[tuple[str, str]], budget: Budget) -> str:
+    text = extract_xlsx(zf, parts, budget)
+    names = sorted((n for n, t in parts if t.endswith("spreadsheetml.comments+xml") and n in zf.NameToInfo),
+                   key=_natural)
+    if not names or budget.full(len(text)):
+        return text
+    comments = _flow_parts(zf, names, budget)   # over-collection is trimmed by extract()
+    return f"{text}\n\nComments:\n{comments}" if comments.strip() else text
 
 
 def extract(zf: zipfile.ZipFile, budget: Budget) -> str | None:
@@ -170,7 +183,7 @@ def extract(zf: zipfile.ZipFile, budget: Budget) -> str | None:
     if kind == "docx":
         return extract_docx(zf, parts, budget)
     if kind == "xlsx":
-        return extract_xlsx(zf, parts, budget)
+        return _xlsx_with_comments(zf, parts, budget)
     if kind == "pptx":
         return extract_pptx(zf, parts, budget)
     return None

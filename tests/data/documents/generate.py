@@ -273,3 +273,28 @@ def rtf(paragraphs=(), table=None) -> bytes:
         body += "\\pard\n"
     return ("{\\rtf1\\ansi\\ansicpg1252\\deff0{\\fonttbl{\\f0\\fswiss Helvetica;}}{\\colortbl;\\red0\\green0\\blue0;}"
             "{\\*\\generator relay-tests;}{\\info{\\title Secret title}}\n" + body + "}").encode("ascii")
+
+
+def replace_members(data: bytes, replacements: dict[str, str]) -> bytes:
+    """The zip ``data`` with some members' contents replaced."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, replacements.get(info.filename) or src.read(info.filename))
+    return out.getvalue()
+
+
+def add_member(data: bytes, name: str, xml: str, ctype: str) -> bytes:
+    """The OOXML package ``data`` with one more part, declared in [Content_Types].xml."""
+    override = f'<Override PartName="/{name}" ContentType="{ctype}"/></Types>'.encode()
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            body = src.read(info.filename)
+            if info.filename == "[Content_Types].xml":
+                body = body.replace(b"</Types>", override)
+            dst.writestr(info.filename, body)
+        dst.writestr(name, xml)
+    return out.getvalue()

@@ -27,3 +27,15 @@ def extract_file():
         return (texts[0].text if texts else None), result.problems
 
     return run
+
+
+@pytest.fixture
+def extract_chunk():
+    """``extract_chunk(name, data)`` -> (the attachment's TextChunk or None, problems)."""
+
+    def run(name: str, data: bytes):
+        result = extract(message_with((name, data)))
+        chunks = [c for c in result.chunks if c.source == "attachment"]
+        return (chunks[0] if chunks else None), result.problems
+
+    return run

@@ -9,15 +9,11 @@ def velvet_docx():
                               "VelvetSweatshop")
 
 
-def test_velvetsweatshop_docx_is_extracted_and_not_protected(velvet_docx):
-    from relay.extract import extract
-    from tests.unit.extract.conftest import message_with
-
-    result = extract(message_with(("budget.docx", velvet_docx)))
-    chunk = [c for c in result.chunks if c.source == "attachment"][0]
+def test_velvetsweatshop_docx_is_extracted_and_not_protected(extract_chunk, velvet_docx):
+    chunk, problems = extract_chunk("budget.docx", velvet_docx)
     assert chunk.kind == "docx" and chunk.protected is False
     assert "NI number: QQ123456C" in chunk.text.splitlines()
-    assert result.problems == ()
+    assert problems == ()
 
 
 def test_velvetsweatshop_xlsx_is_extracted(extract_file):

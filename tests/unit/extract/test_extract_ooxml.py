@@ -36,6 +36,15 @@ def test_docm_by_content_type_even_with_another_name(extract_file):
     assert text == "macro-free text" and problems == ()
 
 
+def test_pptx_comments_are_text(extract_file):
+    comment = ('<p:cmLst xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main"><p:cm authorId="0">'
+               "<p:pos x=\"1\" y=\"1\"/><p:text>Check DOB 01/02/1980</p:text></p:cm></p:cmLst>")
+    data = g.add_member(g.pptx([["Slide"]]), "ppt/comments/comment1.xml", comment,
+                       "application/vnd.openxmlformats-officedocument.presentationml.comments+xml")
+    text, _ = extract_file("c.pptx", data)
+    assert text.splitlines() == ["Slide", "", "Check DOB 01/02/1980"]
+
+
 def test_pptx_slides_in_order_with_table(extract_file):
     slides = [[f"Slide {n}"] for n in range(1, 12)]
     text, problems = extract_file("deck.pptx", g.pptx(slides, table=ROWS))

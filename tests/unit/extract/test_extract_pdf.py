@@ -9,14 +9,10 @@ def test_pdf_text_page_by_page(extract_file):
     assert text.splitlines() == ["Patient: Ann Smith", "NHS No 943 476 5919", "", "Page two"]
 
 
-def test_owner_password_only_pdf_is_extracted_and_not_protected():
-    from relay.extract import extract
-    from tests.unit.extract.conftest import message_with
-
-    result = extract(message_with(("locked.pdf", g.pdf_encrypted(g.pdf(PAGES), "", "owner-secret"))))
-    chunk = [c for c in result.chunks if c.source == "attachment"][0]
+def test_owner_password_only_pdf_is_extracted_and_not_protected(extract_chunk):
+    chunk, problems = extract_chunk("locked.pdf", g.pdf_encrypted(g.pdf(PAGES), "", "owner-secret"))
     assert "NHS No 943 476 5919" in chunk.text
-    assert chunk.protected is False and chunk.kind == "pdf" and result.problems == ()
+    assert chunk.protected is False and chunk.kind == "pdf" and problems == ()
 
 
 def test_user_password_pdf_gives_no_text_and_no_finding(extract_file):

@@ -34,19 +34,20 @@ def test_inline_strings_booleans_and_custom_date_formats(extract_file):
               '<numFmt numFmtId="164" formatCode="dd\\-mmm\\-yyyy hh:mm"/></numFmts>'
               '<cellXfs count="2"><xf numFmtId="0"/><xf numFmtId="164"/></cellXfs></styleSheet>')
     data = g.xlsx({"S": [["placeholder"]]})
-    data = _replace_members(data, {"xl/worksheets/sheet1.xml": sheet, "xl/styles.xml": styles})
+    data = g.replace_members(data, {"xl/worksheets/sheet1.xml": sheet, "xl/styles.xml": styles})
     text, problems = extract_file("x.xlsx", data)
     assert problems == ()
     assert text.splitlines()[1:] == ["Flag | Date | Formula", "Flag: TRUE | Date: 01/01/2024 14:30 | Formula: x"]
 
 
-def _replace_members(data: bytes, replacements: dict[str, str]) -> bytes:
-    import io
-    import zipfile
+def test_cell_comments_are_text(extract_file):
+    comments = ('<comments xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><authors><author>Ann'
+                '</author></authors><commentList><comment ref="B2" authorId="0"><text><r><t>Ann:</t></r><r><t xml:space='
+                '"preserve"> NI QQ123456C</t></r></text></comment><comment ref="C3" authorId="0"><text><t>second</t>'
+                "</text></comment></commentList></comments>")
+    data = g.add_member(g.xlsx({"S": [["Name"], ["Bob"]]}), "xl/comments1.xml", comments,
+                       "application/vnd.openxmlformats-officedocument.spreadsheetml.comments+xml")
+    text, problems = extract_file("c.xlsx", data)
+    assert problems == ()
+    assert text.splitlines()[-3:] == ["Comments:", "Ann: NI QQ123456C", "second"]
 
-    src = zipfile.ZipFile(io.BytesIO(data))
-    out = io.BytesIO()
-    with src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            dst.writestr(info.filename, replacements.get(info.filename) or src.read(info.filename))
-    return out.getvalue()
