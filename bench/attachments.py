@@ -46,8 +46,8 @@ sys.path.insert(0, str(ROOT))
 from relay.clamd import Clamd, scan_bytes  # noqa: E402
 from relay.message import ParseLimits, parse  # noqa: E402
 from relay.scanners.antivirus import AntivirusScanner  # noqa: E402
-from relay.scanners.filetypes import scan_message as filetypes_scan  # noqa: E402
-from relay.scanners.protection import scan_message as protection_scan  # noqa: E402
+from relay.scanners.filetypes import FileTypeScanner  # noqa: E402
+from relay.scanners.protection import ProtectionScanner  # noqa: E402
 from tests.data.attachments import samples  # noqa: E402
 from tests.fixtures.clamd import stop_pid  # noqa: E402
 
@@ -90,9 +90,14 @@ def plain_20kb() -> bytes:
 async def relay_once(client: Clamd, raw: bytes, limits: ParseLimits) -> None:
     """What the pipeline does for these scanners: parse (in a thread past 256 KB), then all three at once."""
     msg = await asyncio.to_thread(parse, raw, limits) if len(raw) > 256 * 1024 else parse(raw, limits)
-    av = AntivirusScanner(client=client)
-    await asyncio.gather(asyncio.to_thread(filetypes_scan, msg), asyncio.to_thread(protection_scan, msg),
-                         av.scan_message(msg))
+    ctx = _Ctx(msg)
+    await asyncio.gather(FileTypeScanner().scan(ctx), ProtectionScanner().scan(ctx),
+                         AntivirusScanner(client=client).scan(ctx))
+
+
+class _Ctx:
+    def __init__(self, message) -> None:
+        self.message = message
 
 
 async def amedian_ms(make, n: int) -> float:

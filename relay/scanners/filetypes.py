@@ -341,6 +341,9 @@ def scan_message(message: ParsedMessage) -> list[Finding]:
     return out
 
 
+INLINE_BYTES = 256 * 1024
+
+
 class FileTypeScanner:
     name = "filetypes"
 
@@ -348,4 +351,7 @@ class FileTypeScanner:
         self.settings = settings
 
     async def scan(self, ctx) -> Sequence[Finding]:
-        return await asyncio.to_thread(scan_message, ctx.message)
+        message = ctx.message
+        if message.size <= INLINE_BYTES and next(message.attachments(), None) is None:
+            return scan_message(message)  # text bodies only: microseconds, less than a thread hop
+        return await asyncio.to_thread(scan_message, message)
