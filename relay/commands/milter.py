@@ -47,7 +47,7 @@ async def _run(settings, policy, signer) -> int:
     import structlog
 
     from relay import serving
-    from relay.milter import server
+    from relay.milter import serving as milter_serving
     from relay.quarantine import lease_for, open_store
 
     log = structlog.get_logger("relay.milter")
@@ -77,8 +77,8 @@ async def _run(settings, policy, signer) -> int:
 
     reloader = loop.create_task(reload_loop())
     try:
-        await server.serve(settings, stop.wait, pipeline=pipeline, store=store, signer=signer,
-                           on_state=lambda s: state.__setitem__("server", s))
+        await milter_serving.serve(settings, stop.wait, pipeline=pipeline, store=store, signer=signer,
+                                  on_state=lambda s: state.__setitem__("server", s))
     except OSError as exc:
         click.echo(f"relay milter: cannot listen on {settings.milter_listen}: {exc.strerror or exc}", err=True)
         return 1

@@ -11,7 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from relay.milter import protocol as p
-from relay.milter import server
+from relay.milter import serving
 from relay.organisation import Organisation
 from relay.pipeline import Pipeline
 from relay.quarantine import open_store
@@ -81,7 +81,7 @@ async def running(make_settings, policy=None, store=None, **overrides):
     pipeline = Pipeline(settings, policy or StubPolicy(), [])
     stop = asyncio.Event()
     bound = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(server.serve(settings, stop.wait, pipeline=pipeline, store=store,
+    task = asyncio.create_task(serving.serve(settings, stop.wait, pipeline=pipeline, store=store,
                                             ready=bound.set_result))
     try:
         address = await asyncio.wait_for(bound, 10)
