@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 import pytest
 
 from relay.message import Part, parse
@@ -134,3 +137,15 @@ def test_dde_in_rtf():
     rtf = rb'{\rtf1\ansi {\field{\*\fldinst DDEAUTO "c:\\windows\\system32\\cmd.exe" "/c calc"}{\fldrslt x}}}'
     assert ("dde", "dde") in found("letter.rtf", rtf)
     assert ("dde", "dde") not in found("plain.rtf", rb"{\rtf1\ansi hello}")
+
+_PREFIXES = [b"", b"MZ", b"\x7fELF", b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", b"{\\rtf1", b"%PDF-1.4",
+             b"#!", b"vhdxfile", b"L\x00\x00\x00\x01\x14\x02\x00"]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(_PREFIXES), st.binary(max_size=3000),
+       st.sampled_from(["a.pdf", "a.docx", "a.xls", "a.csv", "a.exe", "a.rtf", "a", "a.zip", "a.jpg"]))
+def test_arbitrary_bytes_never_raise(prefix, tail, name):
+    findings = check_part(Part("1.2", "application/octet-stream", name, disposition="attachment",
+                               payload=prefix + tail))
+    assert all(f.where == f'part 1.2 "{name}"' for f in findings)

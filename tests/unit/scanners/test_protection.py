@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from relay.message import parse
 from relay.scanners.protection import ProtectionScanner, scan_message
 from tests.data.attachments import samples
@@ -124,3 +127,13 @@ def test_pgp_encrypted_attachments_are_encrypted_content_not_an_encrypted_messag
     got = sorted((f.kind, f.type, f.where) for f in scan_message(parse(raw)))
     assert got == [("encrypted_content", "pgp", 'part 1.2 "data.csv.asc"'),
                    ("encrypted_content", "pgp", 'part 1.3 "data.gpg"')]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from([b"", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", b"%PDF-1.4\n/Encrypt ", b"\x85\x01",
+                        b"-----BEGIN PGP MESSAGE-----"]), st.binary(max_size=3000),
+       st.sampled_from(["a.pdf", "a.docx", "a.gpg", "a.p7m"]))
+def test_arbitrary_attachments_never_raise(prefix, tail, name):
+    raw = samples.message([(name, prefix + tail, "application/octet-stream")])
+    for finding in scan_message(parse(raw)):
+        assert finding.kind in ("encrypted_content", "weak_protection", "encrypted_message", "signed_message")
