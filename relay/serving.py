@@ -45,12 +45,24 @@ class Collaborators:
 
 
 async def build_collaborators(settings: Settings) -> Collaborators:
-    """Hook for the quarantine store, the tagger and the DKIM signer.
+    """The quarantine store, the tagger and the DKIM signer, built in each worker (after any fork).
 
-    Not wired yet: every helper is None, so HOLD answers 451 (never a false 250)
-    and forwarded mail is neither tagged nor signed. The lead wires them here.
+    The store is opened lazily by its backend; ``ping`` here makes a broken store
+    URL fail at start-up rather than at the first hold. Signing keys are loaded
+    and checked now (a bad key stops start-up with a ConfigError).
     """
-    return Collaborators()
+    from relay import dkim, tagging
+    from relay.quarantine import lease_for, open_store
+
+    signer = await asyncio.to_thread(dkim.Signer.from_settings, settings)
+    store = open_store(settings.quarantine, lease=lease_for(settings))
+    try:
+        await store.ping()
+    except Exception:
+        await store.close()
+        raise
+    return Collaborators(store=store, tagger=lambda raw, verdict: tagging.tag(raw, verdict, settings),
+                         signer=signer, close=store.close)
 
 
 def load_policy(path):

@@ -91,7 +91,8 @@ async def release(store: st.Store, settings: Any, qid: str, reviewer: str, note:
     try:
         try:
             async with asyncio.timeout(budget):
-                reply = await deliver(settings, msg.mail_from, msg.recipients, claim.raw, msg.mail_options)
+                data = await _outgoing(settings, msg, claim.raw)
+                reply = await deliver(settings, msg.mail_from, msg.recipients, data, msg.mail_options)
         except TimeoutError:
             raise UpstreamUnavailable(f"the release took longer than {budget:.0f}s and was abandoned") from None
     except UpstreamError as exc:
@@ -103,6 +104,19 @@ async def release(store: st.Store, settings: Any, qid: str, reviewer: str, note:
     done = await _settle(store.finish_release, claim, reviewer, _join(note, f"next hop: {reply_text}"))
     _event("quarantine.release", reviewer, msg.id, msg.sha256, recipients=len(msg.recipients), note=clean(note, 300))
     return Released(done, reply_text)
+
+
+async def _outgoing(settings: Any, msg: st.HeldMessage, raw: bytes) -> bytes:
+    """The released copy, tagged and DKIM-signed exactly like forwarded mail (the stored bytes stay as they are)."""
+    if not hasattr(settings, "action_header"):   # a bare settings stand-in (unit tests): send as stored
+        return raw
+    from relay import dkim
+    from relay.verdict import Action, RuleMatch, Verdict
+
+    matches = tuple(RuleMatch(str(r.get("id", "")), str(r.get("clause", "")), Action.HOLD, str(r.get("reason", "")))
+                    for r in msg.rules if not r.get("monitor"))
+    verdict = Verdict(Action.HOLD, matches, dict.fromkeys(msg.recipients, Action.HOLD), msg.policy_version)
+    return await dkim.outgoing(raw, verdict, settings, dkim.Signer.from_settings(settings), msg.mail_from)
 
 
 def _delivery_budget(store: st.Store) -> float:

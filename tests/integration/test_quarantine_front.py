@@ -110,4 +110,5 @@ def test_held_reply_comes_after_a_durable_hold_and_release_sends_the_original(qu
     assert msg.client_address == "127.0.0.1"
     assert raw == MSG and msg.sha256 == sha256(MSG)
     assert done.message.status == "released"
-    assert handler.received[len(forwarded_now):] == [("alice@example.ac.uk", ["bob@partner.example"], MSG)]
+    tags = b"X-Policy-Action: tag\r\nX-Policy-Rules: pd-external\r\n"   # released mail is tagged like forwarded mail
+    assert handler.received[len(forwarded_now):] == [("alice@example.ac.uk", ["bob@partner.example"], tags + MSG)]

@@ -85,7 +85,10 @@ def test_release_sends_the_original_bytes_once(quarantine_url, make_decision, si
             return done, logs
 
     done, logs = run(go())
-    assert handler.received == [("alice@example.ac.uk", ["carol@example.net"], raw)]
+    # the original bytes, tagged like forwarded mail (X-Policy-* on top; no DKIM key configured here)
+    rules = ", ".join(r["id"] for r in done.message.rules)
+    tags = f"X-Policy-Action: tag\r\nX-Policy-Rules: {rules}\r\n".encode()
+    assert handler.received == [("alice@example.ac.uk", ["carol@example.net"], tags + raw)]
     assert done.message.status == "released"
     assert done.reply.startswith("250")
     assert done.message.history[-1].actor == "rev1" and "looks fine" in done.message.history[-1].note

@@ -56,8 +56,10 @@ def test_content_and_envelope_byte_exact_at_the_sink(start_relay, make_sink):
 
     asyncio.run(asyncio.wait_for(go(), 60))
     first, second = sink.wait_for_messages(2)
-    assert first.data == utf8 and first.mail_from == "\u00e9l\u00e8ve@\u00e9cole.example"
-    assert second.data == MSG and second.mail_from == "<>"
+    # byte for byte, apart from the verdict headers the relay puts on top
+    tags = b"X-Policy-Action: accept\r\nX-Policy-Rules:\r\n"
+    assert first.data == tags + utf8 and first.mail_from == "\u00e9l\u00e8ve@\u00e9cole.example"
+    assert second.data == tags + MSG and second.mail_from == "<>"
 
 
 def test_open_relay_attempt_from_outside_allowed_networks(start_relay, make_sink):
