@@ -11,7 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from relay.milter import protocol as p
-from relay.milter import serving
+from relay.milter import server, serving
 from relay.organisation import Organisation
 from relay.pipeline import Pipeline
 from relay.quarantine import open_store
@@ -75,17 +75,31 @@ HEADERS = [("From", " Alice <alice@example.ac.uk>"), ("To", " bob@partner.exampl
            ("X-Folded", " one\n\ttwo")]
 
 
+class SlowScanner:
+    """Takes ``delay`` seconds (a long clamd scan, say); finds nothing."""
+
+    name = "slow"
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    async def scan(self, ctx):
+        await asyncio.sleep(self.delay)
+        return ()
+
+
 @contextlib.asynccontextmanager
-async def running(make_settings, policy=None, store=None, **overrides):
-    settings = make_settings(milter_listen="inet:127.0.0.1:0", **overrides)
-    pipeline = Pipeline(settings, policy or StubPolicy(), [])
-    stop = asyncio.Event()
+async def running(make_settings, policy=None, store=None, scanners=(), listen="inet:127.0.0.1:0", stop=None,
+                  **overrides):
+    settings = make_settings(milter_listen=listen, **overrides)
+    pipeline = Pipeline(settings, policy or StubPolicy(), list(scanners))
+    stop = stop or asyncio.Event()
     bound = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(serving.serve(settings, stop.wait, pipeline=pipeline, store=store,
                                             ready=bound.set_result))
     try:
         address = await asyncio.wait_for(bound, 10)
-        yield int(address.rsplit(":", 1)[1])
+        yield int(address.rsplit(":", 1)[1]) if address.startswith("inet:") else address
     finally:
         stop.set()
         await asyncio.wait_for(task, 20)
@@ -317,3 +331,67 @@ def test_connections_past_max_sessions_are_closed_at_once(make_settings):
     with capture_logs() as logs:
         assert asyncio.run(go()) == []
     assert any(e["event"] == "milter.refused" for e in logs)
+
+
+def test_progress_keepalives_while_a_long_scan_runs(make_settings, monkeypatch):
+    monkeypatch.setattr(server, "PROGRESS_INTERVAL", 0.05)
+
+    async def go():
+        async with running(make_settings, scanners=[SlowScanner(0.5)]) as port:
+            return await exchange(port, mta((["bob@partner.example"], HEADERS, b"x\r\n")))
+
+    replies = cmds(asyncio.run(go()))
+    assert replies.count(p.PROGRESS) >= 2
+    assert replies[-1] == p.CONTINUE and p.PROGRESS not in replies[replies.index(p.INSHEADER):]
+
+
+def test_stop_lets_the_message_in_flight_finish_then_closes(make_settings):
+    async def go():
+        stop = asyncio.Event()
+        async with running(make_settings, scanners=[SlowScanner(0.5)], stop=stop) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
+            idle_writer.write(POSTFIX_OFFER)
+            await idle_reader.readexactly(17)
+            writer.write(mta((["bob@partner.example"], HEADERS, b"x\r\n"), quit=False))
+            await asyncio.sleep(0.2)                     # the message is being scanned now
+            stop.set()
+            async with asyncio.timeout(10):
+                received = await reader.read()            # until the server closes
+                idle = await idle_reader.read()
+            for w in (writer, idle_writer):
+                w.close()
+                await w.wait_closed()
+            return p.Decoder().feed(received), idle
+
+    replies, idle = asyncio.run(go())
+    assert cmds(replies)[-1] == p.CONTINUE and p.INSHEADER in cmds(replies)
+    assert idle == b""
+
+
+def test_unix_socket_and_an_mta_without_leading_space(make_settings, tmp_path):
+    path = tmp_path / "milter.sock"
+    offer = p.encode(p.OPTNEG, b"\0\0\0\6\0\0\1\xff\0\x0f\xff\xff")      # no SMFIP_HDR_LEADSPC
+    headers = [(n, v.lstrip(" ")) for n, v in HEADERS]
+
+    async def go():
+        store = open_store(f"sqlite:///{tmp_path}/q.sqlite3")
+        try:
+            async with running(make_settings, store=store, listen=f"unix:{path}") as where:
+                assert where == str(path) and oct(path.stat().st_mode & 0o777) == "0o660"
+                reader, writer = await asyncio.open_unix_connection(str(path))
+                writer.write(mta((["bob@partner.example"], [(n, "SECRET" if n == "Subject" else v)
+                                                            for n, v in headers], b"x\r\n"), offer=offer))
+                async with asyncio.timeout(10):
+                    received = await reader.read()
+                writer.close()
+                await writer.wait_closed()
+                [held] = await store.list()
+                return p.Decoder().feed(received), await store.raw(held.id)
+        finally:
+            await store.close()
+
+    replies, raw = asyncio.run(go())
+    assert cmds(replies)[-1] == p.DISCARD
+    assert raw.startswith(b"From: Alice <alice@example.ac.uk>\r\nTo: bob@partner.example\r\nSubject: SECRET\r\n")
+    assert not path.exists()                             # removed on stop
