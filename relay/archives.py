@@ -8,9 +8,10 @@ of stored members: decompressing rar needs the non-free unrar tool, so
 compressed rar members carry no bytes -- ClamAV reads them).
 
 Zip files that are documents -- OOXML (``[Content_Types].xml``), OpenDocument
-and EPUB (``mimetype``), Java archives (``META-INF/MANIFEST.MF``) -- are not
-listed: they are files, judged by their type (and by ClamAV, which unpacks
-them itself).
+(``mimetype`` first) -- are not listed: they are files, judged by their type
+(and by ClamAV, which unpacks them itself). Only while every member sits
+where such documents keep their parts and none has an active extension
+(``.exe``, ``.js``, ...): otherwise the zip is listed like any other.
 
 Bounds (invariant 4), each a problem ``(kind, type)`` rather than an error:
 
@@ -105,9 +106,19 @@ def sniff(data: bytes, filename: str = "", content_type: str = "") -> str:
     return ""
 
 
+# Where the parts of an OOXML or OpenDocument file live; a member anywhere else, or one with an
+# active extension, makes the zip an archive to list (a document does not hide an .exe).
+_DOCUMENT_PLACES = ("[Content_Types].xml", "_rels/", "docProps/", "customXml/", "word/", "xl/", "ppt/",
+                    "mimetype", "META-INF/", "content.xml", "styles.xml", "meta.xml", "settings.xml",
+                    "manifest.rdf", "Pictures/", "Thumbnails/", "Configurations2/")
+_ACTIVE = frozenset("exe dll scr com cpl pif sys msi msp js jse vbs vbe ps1 psm1 hta bat cmd lnk jar wsf wsh "
+                    "sh iso img vhd vhdx dmg".split())
+
+
 def _is_document_zip(names: list[str]) -> bool:
-    first = set(names[:50])
-    return bool(first & {"[Content_Types].xml", "mimetype", "META-INF/MANIFEST.MF", "AndroidManifest.xml"})
+    if "[Content_Types].xml" not in names[:50] and (not names or names[0] != "mimetype"):
+        return False
+    return all(n.startswith(_DOCUMENT_PLACES) and n.rpartition(".")[2].lower() not in _ACTIVE for n in names)
 
 
 def _cap(budget: Budget, compressed: int) -> tuple[int, str]:

@@ -116,3 +116,20 @@ def test_a_zip_declaring_far_too_many_members_is_not_opened():
     data = samples.zip_of({f"{i}": b"" for i in range(30)})
     listing = list_members(data, budget(max_members=5))
     assert listing.problems == (("limit_exceeded", "max_archive_members"),) and listing.members == ()
+
+
+def test_a_document_hiding_an_executable_is_listed():
+    doc = samples.docx()
+    with_exe = samples.zip_of({**_members(doc), "word/media/run.exe": b"MZ"})
+    outside = samples.zip_of({**_members(doc), "payload.bin": b"x"})
+    assert "word/media/run.exe" in [m.name for m in list_members(with_exe, budget()).members]
+    assert "payload.bin" in [m.name for m in list_members(outside, budget()).members]
+    jar = samples.zip_of({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n", "a/B.class": b"\xca\xfe\xba\xbe"})
+    assert [m.name for m in list_members(jar, budget()).members] == ["META-INF/MANIFEST.MF", "a/B.class"]
+
+
+def _members(data: bytes) -> dict[str, bytes]:
+    import io
+    import zipfile
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return {n: zf.read(n) for n in zf.namelist()}
