@@ -10,7 +10,8 @@ What becomes a :class:`TextChunk`
       both are sent);
     - each document attachment (``where`` = the part label, e.g.
       ``part 2 "cv.docx"``, ``source="attachment"``, ``kind`` = document
-      type): text, html, csv, rtf, pdf, docx, xlsx, pptx, odt, ods, odp;
+      type): text, html, csv, rtf, pdf, docx, xlsx, pptx, odt, ods, odp,
+      xls (Excel 97-2003; older Word/PowerPoint binaries are not read);
       attachments inside attached messages (message/rfc822) and archive
       members (child parts with ``origin="archive"``, labelled
       ``part 1.2 "docs.zip" > part 1.2/1 "a/letter.docx"``) the same way,
@@ -27,7 +28,7 @@ block elements end lines, tables kept as rows.
 
 Tables: the contract for detectors
     Every table-shaped thing -- docx/odt/rtf/html tables, pptx tables,
-    xlsx/ods sheets, csv/tsv files -- is written the same way: one line per
+    xlsx/xls/ods sheets, csv/tsv files -- is written the same way: one line per
     row, cells joined by ``" | "`` (space, bar, space). When the first row
     looks like a header (every non-empty cell has a letter, at most 60
     characters and at most 4 digits, so not a value, date or id; an html
@@ -45,7 +46,7 @@ Tables: the contract for detectors
     for ``"NHS No: "``. A header ending in ":" is not doubled. A one-cell
     title row above the header stays a plain line. Without a header, cells
     are just joined by ``" | "``. Spreadsheet sheets start with a line
-    ``Sheet: <name>``; date-formatted xlsx numbers appear as ``dd/mm/yyyy``.
+    ``Sheet: <name>``; date-formatted xlsx/xls numbers appear as ``dd/mm/yyyy``.
     PDF tables have no recoverable structure: their text is in reading order.
 
 Protection: text only ever comes from content that opened without a secret:
@@ -85,7 +86,7 @@ class TextChunk:
     text: str
     source: str                # "body" | "header" | "attachment"
     protected: bool = False    # the text came out of content that needed a key (never, today)
-    kind: str = ""             # "text", "html", "csv", "rtf", "pdf", "docx", "xlsx", "pptx", "odt", "ods", "odp"
+    kind: str = ""             # "text" "html" "csv" "rtf" "pdf" "docx" "xlsx" "xls" "pptx" "odt" "ods" "odp"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,10 @@
 The type comes from the bytes first (PDF, zip, OLE and RTF signatures), then
 from the declared type and the file name. A zip is an OOXML or ODF document
 if its content-types or ``mimetype`` member says so; any other zip is an
-archive whose members the message model already lists as child parts.
+archive whose members the message model already lists as child parts. An
+OLE file is opened without a secret if it can be (not encrypted, or
+Excel's default password): decrypted OOXML is read as such, an Excel 97-2003
+workbook with xlrd; Word/PowerPoint 97-2003 and Outlook .msg are not read.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import zipfile
 
 from relay.extract import csv as csv_reader
-from relay.extract import encrypted, odf, ooxml, pdf, plain, rtf
+from relay.extract import encrypted, odf, ooxml, pdf, plain, rtf, xls
 from relay.extract.budget import Budget, OutOfRoom, OutOfTime
 from relay.extract.container import open_zip
 from relay.extract.html import html_to_text, normalise
@@ -55,6 +58,8 @@ def guess(part: Part) -> str | None:
     ext, ctype = part.extension, part.content_type
     if ext in _OFFICE_EXT:
         return _OFFICE_EXT[ext]   # claims to be one; it will fail to open, which is worth a finding
+    if ext == "xls":
+        return "ole"
     if ext == "pdf" or ctype == "application/pdf":
         return "pdf"
     if ctype == "text/html" or ext in ("htm", "html", "xhtml"):
@@ -81,7 +86,7 @@ def is_document(part: Part) -> bool:
 
 def _failed_type(kind: str, part: Part) -> str:
     if kind in ("zip", "ole"):
-        return _OFFICE_EXT.get(part.extension, "office")
+        return _OFFICE_EXT.get(part.extension, "xls" if part.extension == "xls" else "office")
     return kind
 
 
@@ -106,10 +111,15 @@ def read(kind: str, part: Part, budget: Budget) -> tuple[str, str | None]:
 def _read(kind: str, part: Part, budget: Budget) -> tuple[str, str | None]:
     data = part.payload
     if kind == "ole":
-        data = encrypted.decrypt_default(data)
-        if data is None or not data.startswith(b"PK\x03\x04"):
-            raise NoText   # a real password, or a legacy binary format we do not read
-        kind = "zip"
+        data = encrypted.open_default(data)
+        if data is None:
+            raise NoText   # a real password: the protection scanner reports it
+        if data.startswith(b"PK\x03\x04"):
+            kind = "zip"   # decrypted OOXML
+        elif _is_xls(data):
+            return "xls", xls.extract(data, budget)
+        else:
+            raise NoText   # Word/PowerPoint 97-2003, Outlook .msg...: not read (yet)
     if kind == "zip" or kind in _OFFICE_EXT.values():
         return _read_zip(data, part, budget)
     if kind == "pdf":
@@ -125,6 +135,13 @@ def _read(kind: str, part: Part, budget: Budget) -> tuple[str, str | None]:
     if kind == "csv":
         return kind, csv_reader.extract(text, budget)
     return kind, text
+
+
+def _is_xls(data: bytes) -> bool:
+    import olefile   # a dependency of msoffcrypto-tool and oletools
+
+    with olefile.OleFileIO(data) as ole:
+        return ole.exists("Workbook") or ole.exists("Book")
 
 
 def _read_zip(data: bytes, part: Part, budget: Budget) -> tuple[str, str | None]:

@@ -15,6 +15,20 @@ OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 DEFAULT_PASSWORD = "VelvetSweatshop"
 
 
+def open_default(data: bytes) -> bytes | None:
+    """``data`` readable without a secret: itself if not encrypted, decrypted if the
+    default password opens it, None if it needs a real password."""
+    import msoffcrypto   # imported on first use
+    from msoffcrypto.exceptions import FileFormatError
+
+    try:
+        if not msoffcrypto.OfficeFile(io.BytesIO(data)).is_encrypted():
+            return data
+    except (FileFormatError, NotImplementedError):
+        return data   # an OLE file msoffcrypto does not know (Outlook .msg, ...): not encrypted by Office
+    return decrypt_default(data)
+
+
 def decrypt_default(data: bytes) -> bytes | None:
     """The decrypted file if ``data`` is encrypted with the default password, else None."""
     import msoffcrypto   # imported on first use

@@ -24,7 +24,9 @@ def extract(data: bytes, budget: Budget) -> str:
     from pypdf import PdfReader   # imported on first use: pypdf is slow to import
     from pypdf import PasswordType
 
-    logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings narrate broken files, not our errors
+    # pypdf narrates broken files through logging, quoting names and bytes from the document:
+    # document content must not reach our logs, and a broken file is already a finding
+    logging.getLogger("pypdf").disabled = True
     reader = PdfReader(io.BytesIO(data), strict=False)
     if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
         raise NeedsPassword

@@ -8,6 +8,21 @@ from relay.message import ParsedMessage, Part
 from tests.data.documents import generate as g
 
 ROWS = [["NHS No", "DOB"], ["943 476 5919", "01/02/1980"]]
+
+
+def _xls() -> bytes:
+    import io
+
+    import xlwt  # test dependency
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("S")
+    for r, row in enumerate(ROWS):
+        for c, value in enumerate(row):
+            sheet.write(r, c, value)
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue()
 SAMPLES = {
     "a.docx": g.docx(["Hello"], ROWS, header="H"),
     "a.xlsx": g.xlsx({"S": ROWS}),
@@ -17,6 +32,7 @@ SAMPLES = {
     "a.pdf": g.pdf([["Hello"]]),
     "a.rtf": g.rtf(["Hello"], ROWS),
     "a.csv": b"NHS No,DOB\n943 476 5919,01/02/1980\n",
+    "a.xls": _xls(),
 }
 
 
