@@ -126,6 +126,11 @@ def decide(settings, raw: bytes):
     (("run.js", b"var a = 1;", "application/javascript"), "reject"),
     (("book.xlsm", samples.macro_xlsm(), "application/octet-stream"), "hold"),
     (("notes.txt", b"see you at ten", "text/plain"), "accept"),
+    (("secret.docx", samples.encrypted_office("s3cret"), "application/octet-stream"), "tag"),
+    (("secret.pdf", samples.pdf("user", "owner"), "application/pdf"), "tag"),
+    (("bomb.zip", samples.zip_of({"z.bin": b"\0" * (20 * 1024 * 1024)}), "application/zip"), "hold"),
+    (("disk.iso", samples.iso(), "application/octet-stream"), "reject"),
+    (("invite.docx", samples.dde_docx(), "application/octet-stream"), "hold"),
 ])
 def test_shipped_policy_on_attachments(clamd, make_settings, attachment, action):
     settings = make_settings(clamd=clamd, clamd_timeout="10s")
