@@ -182,3 +182,16 @@ def test_start_clamd_script_unix_socket_test_signatures_and_idempotence(tmp_path
     # the same clamd, stopped: never clean
     findings = scan(url, samples.message([("eicar.com", samples.EICAR, "application/octet-stream")]), timeout=2)
     assert [(f.kind, f.type) for f in findings] == [("scanner_unavailable", "clamav")]
+
+
+@pytest.mark.parametrize("raw", [
+    samples.nested(60),
+    samples.many_parts(1200),
+    b"From: a@example.ac.uk\r\nTo: b@example.org\r\nMIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\nTWFu!!!ZGF0YQ=\r\n",
+    b"From: a@example.ac.uk\r\nTo: b@example.org\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n"
+    b"\r\n--B\r\nContent-Type: text/plain\r\n\r\nno close delimiter\r\n",
+], ids=["60-deep", "1200-parts", "bad-base64", "no-close-boundary"])
+def test_shipped_policy_holds_what_the_parser_cannot_fully_read(clamd, make_settings, raw):
+    got, rules = decide(make_settings(clamd=clamd, clamd_timeout="10s"), raw)
+    assert (got, "malformed-message" in rules) == ("hold", True)
