@@ -1,8 +1,6 @@
 import datetime
 import io
 
-import pytest
-
 import xlwt  # test dependency: writes the .xls fixtures
 
 
