@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test deps soak bench eval fuzz clean
+.PHONY: run test deps soak bench bench-smtp eval fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,27 @@ run: $(STAMP)
 ## set up and run the whole test suite
 test: deps $(STAMP)
 	$(PY) -m pytest
+
+## benchmarks (need the Debian packages of `make deps`; results go to bench/RESULTS.md by hand)
+bench: deps $(STAMP)
+	$(PY) bench/full.py
+
+bench-smtp: deps $(STAMP)
+	$(PY) bench/smtp_paths.py
+
+## personal-data detection quality: precision/recall per type, side by side with Presidio
+eval: $(STAMP)
+	$(VENV)/bin/pip install -q presidio-analyzer
+	$(PY) bench/eval_pd.py
+
+## the long fault-injection run (a short version runs in `make test`)
+soak: deps $(STAMP)
+	$(PY) -m tests.soak.run --messages 3000
+
+## coverage-guided fuzzing of the MIME parser, bounded in time
+fuzz: $(STAMP)
+	$(VENV)/bin/pip install -q atheris
+	$(PY) fuzz/fuzz_message.py -max_total_time=60 fuzz/corpus
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
