@@ -138,9 +138,20 @@ async def check_quarantine(settings: Settings) -> CheckResult:
         version, held = await asyncio.to_thread(_probe_sqlite, url[len("sqlite:///"):])
     else:
         version, held = await _probe_postgres(url)
-    shown = url.split("@")[-1] if url.startswith("postgres") else url   # no password in the output
+    shown = _safe_url(url)
     return CheckResult("quarantine", PASS, f"{shown}: schema version {version}, writable (probe row written, read "
                                            f"and deleted), {held} held", {"schema_version": version, "held": held})
+
+
+def _safe_url(url: str) -> str:
+    """The store URL without user, password or query (which may carry a password)."""
+    if not url.startswith("postgres"):
+        return url
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
 _PROBE = (f"INSERT INTO schema_version (version) VALUES ({PROBE_VERSION})",

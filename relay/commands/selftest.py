@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 
 import click
@@ -37,6 +38,7 @@ def selftest(config_path: str | None, as_json: bool) -> None:
     from relay import selftest as checks
 
     relay_log.configure("console", stream=sys.stderr)     # warnings to stderr: stdout is the report
+    logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)   # its retries would repeat the quarantine FAIL
     try:
         settings = Settings.load(config_path)
     except ConfigError as exc:

@@ -178,6 +178,24 @@ def test_unwritable_store_path(env, tmp_path):
     assert f"quarantine database {blocker}/quarantine.sqlite3" in line and "File exists" in line
 
 
+@pytest.mark.postgres
+def test_postgres_store(env, postgres_url):
+    env["RELAY_QUARANTINE"] = postgres_url
+    result = selftest(env, "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    store = {c["name"]: c for c in json.loads(result.stdout)["checks"]}["quarantine"]
+    assert store["status"] == "PASS" and store["held"] == 0 and store["schema_version"] >= 1
+    assert "?" not in store["detail"] and "postgres@" not in store["detail"]    # no credentials or options shown
+
+
+@pytest.mark.postgres
+def test_postgres_store_down(env):
+    port = free_port()
+    env["RELAY_QUARANTINE"] = f"postgresql://relay:secret@127.0.0.1:{port}/relay"
+    line = _one_failure(selftest(env), "quarantine")
+    assert "secret" not in line
+
+
 def test_invalid_policy(env, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(POLICY.read_text(encoding="utf-8").replace("kind: malware", "kind: malwar", 1), encoding="utf-8")
