@@ -9,10 +9,12 @@
 # (EICAR by body + clam.exe by MD5, named ClamAV-Test-File) and a LOUD warning
 # on stderr. Waits until clamd answers PING, then prints its address
 # (unix:///abs/DIR/clamd.sock or tcp://127.0.0.1:PORT) on stdout, and nothing
-# else. Idempotent: if the clamd of DIR is running already, just prints its
+# else. ClamAV's own scan limits (MaxFileSize, MaxScanSize, MaxRecursion...) are
+# reported (AlertExceedsMax), not passed as clean. Idempotent: if the clamd of DIR is running already, just prints its
 # address. Stop it with: kill "$(cat DIR/clamd.pid)".
 #
 # Environment: CLAMD_STREAM_MAX (default 25M, the relay's clamd_stream_max),
+# CLAMD_EXTRA_CONFIG (more clamd.conf lines, e.g. "MaxFileSize 10M"),
 # CLAMD_NO_FRESHCLAM=1 (do not try freshclam), CLAMD_START_TIMEOUT (s, 120).
 set -euo pipefail
 
@@ -104,11 +106,13 @@ $listen
 SelfCheck 0
 Bytecode no
 StreamMaxLength $stream_max
+AlertExceedsMax yes
 MaxThreads 4
 ReadTimeout 30
 CommandReadTimeout 30
 LogFile $log
 LogTime yes
+${CLAMD_EXTRA_CONFIG:-}
 EOF
 
 setsid clamd --config-file="$conf" </dev/null >>"$log" 2>&1 &

@@ -13,7 +13,10 @@ zip (the zip and each member are all scanned), and about the same for a
 single 1 MB PDF (23 vs 28 ms) -- for no extra detection, since ClamAV unpacks
 MIME and archives itself, and more formats than the relay lists.
 
-Findings: ``malware`` (type: the signature clamd named). If clamd is down,
+Findings: ``malware`` (type: the signature clamd named); ClamAV's own scan
+limits, reported with ``AlertExceedsMax yes`` as ``Heuristics.Limits.Exceeded.*``,
+become ``limit_exceeded`` type ``clamav:<limit>`` (e.g. ``clamav:MaxFileSize``):
+a clamd that stops reading is not a clean scan. If clamd is down,
 slow past ``clamd_timeout``, over its StreamMaxLength or answers garbage:
 ``scanner_unavailable`` type ``clamav`` -- never clean.
 """
@@ -62,7 +65,7 @@ class AntivirusScanner:
             return [unavailable(_reason(str(exc)))]
         if result.clean:
             return []
-        return await self._localise(message, result.signature or "unknown")
+        return [_named(f) for f in await self._localise(message, result.signature or "unknown")]
 
     async def _localise(self, message: ParsedMessage, signature: str) -> list[Finding]:
         leaves = [p for p in message.leaves() if p.payload]
@@ -81,6 +84,17 @@ class AntivirusScanner:
         if not specific:
             return [Finding("malware", signature, Confidence.HIGH, 1, "message")]
         return [Finding("malware", sig or signature, Confidence.HIGH, 1, label) for label, sig in specific]
+
+
+_LIMITS = "Heuristics.Limits.Exceeded."
+
+
+def _named(finding: Finding) -> Finding:
+    """ClamAV's own scan limits (AlertExceedsMax) are a bound reached, not a virus found."""
+    if finding.type.startswith(_LIMITS):
+        limit = finding.type[len(_LIMITS):].split(".")[0]
+        return Finding("limit_exceeded", f"clamav:{limit}", finding.confidence, finding.count, finding.where)
+    return finding
 
 
 def _reason(text: str) -> str:

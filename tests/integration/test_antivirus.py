@@ -195,3 +195,23 @@ def test_start_clamd_script_unix_socket_test_signatures_and_idempotence(tmp_path
 def test_shipped_policy_holds_what_the_parser_cannot_fully_read(clamd, make_settings, raw):
     got, rules = decide(make_settings(clamd=clamd, clamd_timeout="10s"), raw)
     assert (got, "malformed-message" in rules) == ("hold", True)
+
+
+def test_clamav_scan_limits_are_limit_exceeded_not_clean(tmp_path):
+    import os
+    import subprocess
+
+    from tests.fixtures.clamd import stop_pid, write_signatures
+
+    write_signatures(tmp_path / "db")
+    started = subprocess.run(["bash", str(ROOT / "scripts" / "start-clamd.sh"), str(tmp_path), "--tcp"],
+                             capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
+                             env={**os.environ, "CLAMD_NO_FRESHCLAM": "1", "CLAMD_EXTRA_CONFIG": "MaxFileSize 1M"})
+    pid = int((tmp_path / "clamd.pid").read_text())
+    try:
+        assert started.returncode == 0, started.stderr
+        big = b"\0" * (2 * 1024 * 1024)  # over this clamd's MaxFileSize
+        findings = scan(started.stdout.strip(), samples.message([("big.bin", big, "application/octet-stream")]))
+        assert [(f.kind, f.type) for f in findings] == [("limit_exceeded", "clamav:MaxFileSize")]
+    finally:
+        stop_pid(pid)
