@@ -11,7 +11,7 @@ What becomes a :class:`TextChunk`
     - each document attachment (``where`` = the part label, e.g.
       ``part 2 "cv.docx"``, ``source="attachment"``, ``kind`` = document
       type): text, html, csv, rtf, pdf, docx, xlsx, pptx, odt, ods, odp,
-      xls (Excel 97-2003; older Word/PowerPoint binaries are not read);
+      xls and doc (Excel and Word 97-2003; PowerPoint 97-2003 is not read);
       attachments inside attached messages (message/rfc822) and archive
       members (child parts with ``origin="archive"``, labelled
       ``part 1.2 "docs.zip" > part 1.2/1 "a/letter.docx"``) the same way,
@@ -27,7 +27,7 @@ dropped, *hidden text kept* (``display:none`` text is still sent data),
 block elements end lines, tables kept as rows.
 
 Tables: the contract for detectors
-    Every table-shaped thing -- docx/odt/rtf/html tables, pptx tables,
+    Every table-shaped thing -- docx/doc/odt/rtf/html tables, pptx tables,
     xlsx/xls/ods sheets, csv/tsv files -- is written the same way: one line per
     row, cells joined by ``" | "`` (space, bar, space). When the first row
     looks like a header (every non-empty cell has a letter, at most 60
@@ -86,7 +86,7 @@ class TextChunk:
     text: str
     source: str                # "body" | "header" | "attachment"
     protected: bool = False    # the text came out of content that needed a key (never, today)
-    kind: str = ""             # "text" "html" "csv" "rtf" "pdf" "docx" "xlsx" "xls" "pptx" "odt" "ods" "odp"
+    kind: str = ""             # text html csv rtf pdf docx doc xlsx xls pptx odt ods odp
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,8 @@ if its content-types or ``mimetype`` member says so; any other zip is an
 archive whose members the message model already lists as child parts. An
 OLE file is opened without a secret if it can be (not encrypted, or
 Excel's default password): decrypted OOXML is read as such, an Excel 97-2003
-workbook with xlrd; Word/PowerPoint 97-2003 and Outlook .msg are not read.
+workbook with xlrd, a Word 97-2003 document by :mod:`relay.extract.doc`;
+PowerPoint 97-2003 and Outlook .msg are not read.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import zipfile
 
 from relay.extract import csv as csv_reader
-from relay.extract import encrypted, odf, ooxml, pdf, plain, rtf, xls
+from relay.extract import doc, encrypted, odf, ooxml, pdf, plain, rtf, xls
 from relay.extract.budget import Budget, OutOfRoom, OutOfTime
 from relay.extract.container import open_zip
 from relay.extract.html import html_to_text, normalise
@@ -58,7 +59,7 @@ def guess(part: Part) -> str | None:
     ext, ctype = part.extension, part.content_type
     if ext in _OFFICE_EXT:
         return _OFFICE_EXT[ext]   # claims to be one; it will fail to open, which is worth a finding
-    if ext == "xls":
+    if ext == "xls" or ext == "doc":
         return "ole"
     if ext == "pdf" or ctype == "application/pdf":
         return "pdf"
@@ -86,7 +87,7 @@ def is_document(part: Part) -> bool:
 
 def _failed_type(kind: str, part: Part) -> str:
     if kind in ("zip", "ole"):
-        return _OFFICE_EXT.get(part.extension, "xls" if part.extension == "xls" else "office")
+        return _OFFICE_EXT.get(part.extension, part.extension if part.extension in ("xls", "doc") else "office")
     return kind
 
 
@@ -116,10 +117,8 @@ def _read(kind: str, part: Part, budget: Budget) -> tuple[str, str | None]:
             raise NoText   # a real password: the protection scanner reports it
         if data.startswith(b"PK\x03\x04"):
             kind = "zip"   # decrypted OOXML
-        elif _is_xls(data):
-            return "xls", xls.extract(data, budget)
         else:
-            raise NoText   # Word/PowerPoint 97-2003, Outlook .msg...: not read (yet)
+            return _read_ole(data, part, budget)
     if kind == "zip" or kind in _OFFICE_EXT.values():
         return _read_zip(data, part, budget)
     if kind == "pdf":
@@ -137,11 +136,29 @@ def _read(kind: str, part: Part, budget: Budget) -> tuple[str, str | None]:
     return kind, text
 
 
-def _is_xls(data: bytes) -> bool:
+def _read_ole(data: bytes, part: Part, budget: Budget) -> tuple[str, str | None]:
     import olefile   # a dependency of msoffcrypto-tool and oletools
 
     with olefile.OleFileIO(data) as ole:
-        return ole.exists("Workbook") or ole.exists("Book")
+        if ole.exists("Workbook") or ole.exists("Book"):
+            kind = "xls"
+        elif doc.is_doc(ole):
+            try:
+                return "doc", doc.extract(ole, budget)
+            except doc.Encrypted:
+                raise NoText from None
+            except (OutOfTime, OutOfRoom):
+                raise
+            except Exception as exc:  # noqa: BLE001 - see read()
+                raise Failed("doc") from exc
+        else:
+            raise NoText   # PowerPoint 97-2003, Outlook .msg, ...: not read
+    try:
+        return kind, xls.extract(data, budget)
+    except (OutOfTime, OutOfRoom):
+        raise
+    except Exception as exc:  # noqa: BLE001 - see read()
+        raise Failed(kind) from exc
 
 
 def _read_zip(data: bytes, part: Part, budget: Budget) -> tuple[str, str | None]:

@@ -18,7 +18,7 @@ from relay.extract import tables
 from relay.extract.budget import Budget
 from relay.extract.flow import Flow
 
-_CELL, _ROW = "\x1f", "\x1e"   # unit and record separators: never text in RTF
+CELL, ROW = "\x1f", "\x1e"   # unit and record separators: never text in RTF (nor in .doc after mapping)
 
 _TOKEN = re.compile(
     rb"\\([a-zA-Z]{1,32})(-?\d{1,10})? ?"   # control word with optional parameter
@@ -107,9 +107,9 @@ def extract(data: bytes, budget: Budget) -> str:
         elif word == b"tab":
             flow.add("\t")
         elif word == b"cell":
-            flow.add(_CELL)
+            flow.add(CELL)
         elif word == b"row":
-            flow.add(_ROW)
+            flow.add(ROW)
         elif word == b"nestcell" or word == b"nestrow":
             flow.add(" ")          # a nested table flows into its outer cell
         elif word == b"u" and param is not None:
@@ -124,18 +124,18 @@ def extract(data: bytes, budget: Budget) -> str:
     text = flow.result()
     if _SURROGATE.search(text):  # \uN pairs spell characters outside the BMP
         text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    return _tables(text)
+    return tables_from_marks(text)
 
 
-def _tables(text: str) -> str:
-    """Turn the cell/row marks into table lines (RTF writes a cell's text *before* its \\cell)."""
-    if _ROW not in text:
-        return text.replace(_CELL, " ")
+def tables_from_marks(text: str) -> str:
+    """Turn CELL/ROW marks into table lines; a cell's text comes *before* its mark (RTF, .doc)."""
+    if ROW not in text:
+        return text.replace(CELL, " ")
     out: list[str] = []
     rows: list[tables.Row] = []
-    segments = text.split(_ROW)
+    segments = text.split(ROW)
     for segment in segments[:-1]:
-        first = segment.find(_CELL)
+        first = segment.find(CELL)
         cut = segment.rfind("\n", 0, first) + 1 if first >= 0 else len(segment)
         before, row = segment[:cut], segment[cut:]
         if before.strip():
@@ -143,13 +143,13 @@ def _tables(text: str) -> str:
                 out.append(tables.render(rows))
                 rows = []
             out.append(before)
-        cells = row.split(_CELL)
+        cells = row.split(CELL)
         if len(cells) > 1 and not cells[-1].strip():
             cells.pop()
         rows.append([(i, tables.clean_cell(c)) for i, c in enumerate(cells)])
     if rows:
         out.append(tables.render(rows))
-    out.append(segments[-1].replace(_CELL, " "))
+    out.append(segments[-1].replace(CELL, " "))
     return "\n".join(out)
 
 

@@ -298,3 +298,64 @@ def add_member(data: bytes, name: str, xml: str, ctype: str) -> bytes:
             dst.writestr(info.filename, body)
         dst.writestr(name, xml)
     return out.getvalue()
+
+
+def _cfb(streams: dict[str, bytes]) -> bytes:
+    """A minimal OLE compound file (version 3, one FAT sector) holding ``streams``.
+
+    Each stream is padded with NULs to 4 KiB or more (its declared size too) so
+    it lives in regular sectors, not the mini stream; enough for test fixtures
+    of up to ~60 KiB.
+    """
+    import struct
+
+    free, end, fatsect, nostream = 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFD, 0xFFFFFFFF
+    names = list(streams)
+    datas = [streams[n] + b"\0" * (max(4096, -(-len(streams[n]) // 512) * 512) - len(streams[n])) for n in names]
+    fat = [fatsect, end]
+    starts = []
+    for data in datas:
+        starts.append(len(fat))
+        count = len(data) // 512
+        fat += [len(fat) + i + 1 for i in range(count - 1)] + [end]
+    assert len(fat) <= 128, "fixture too large for one FAT sector"
+    fat += [free] * (128 - len(fat))
+
+    def entry(name: str, kind: int, left: int, right: int, child: int, start: int, size: int) -> bytes:
+        raw = name.encode("utf-16-le") + b"\0\0" if name else b""
+        return (raw.ljust(64, b"\0") + struct.pack("<HBBIII", len(raw), kind, 1, left, right, child)
+                + b"\0" * 36 + struct.pack("<IQ", start, size))
+
+    # siblings ordered by (name length, upper-case name): a chain to the right is a valid tree
+    order = sorted(range(len(names)), key=lambda i: (len(names[i]), names[i].upper()))
+    ids = {i: n + 1 for n, i in enumerate(order)}
+    directory = entry("Root Entry", 5, nostream, nostream, ids[order[0]], end, 0)
+    for n, i in enumerate(order):
+        right = ids[order[n + 1]] if n + 1 < len(order) else nostream
+        directory += entry(names[i], 2, nostream, right, nostream, starts[i], len(datas[i]))  # >= the 4 KiB cutoff
+    while len(directory) % 512:
+        directory += entry("", 0, nostream, nostream, nostream, 0, 0)
+    assert len(directory) == 512, "fixture has too many streams"
+    header = (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 16 + struct.pack("<HHHHH", 0x3E, 3, 0xFFFE, 9, 6)
+              + b"\0" * 6 + struct.pack("<IIIIIIIII", 0, 1, 1, 0, 4096, end, 0, end, 0)
+              + struct.pack("<109I", 0, *([free] * 108)))
+    return header + struct.pack("<128I", *fat) + directory + b"".join(datas)
+
+
+def doc(text: str, compressed: bool = False) -> bytes:
+    """A Word 97-2003 document: a FIB, the text as one piece, and its piece table in 1Table.
+
+    ``text`` uses Word's marks: \\r paragraph end, \\x07 cell end (twice ends a row),
+    \\x13 field begin, \\x14 separator, \\x15 field end.
+    """
+    import struct
+
+    fib = bytearray(0x800)
+    struct.pack_into("<HH", fib, 0, 0xA5EC, 0x00C1)          # wIdent, nFib (Word 97)
+    struct.pack_into("<H", fib, 0x0A, 0x0200)               # fWhichTblStm: the table stream is 1Table
+    body = text.encode("cp1252") if compressed else text.encode("utf-16-le")
+    fc = 0x800 * 2 | 0x40000000 if compressed else 0x800    # compressed: byte offset * 2, flag bit 30
+    plc = struct.pack("<II", 0, len(text)) + struct.pack("<HIH", 0, fc, 0)
+    clx = b"\x02" + struct.pack("<I", len(plc)) + plc
+    struct.pack_into("<II", fib, 0x01A2, 0, len(clx))       # fcClx, lcbClx
+    return _cfb({"WordDocument": bytes(fib) + body, "1Table": clx})

@@ -33,6 +33,7 @@ SAMPLES = {
     "a.rtf": g.rtf(["Hello"], ROWS),
     "a.csv": b"NHS No,DOB\n943 476 5919,01/02/1980\n",
     "a.xls": _xls(),
+    "a.doc": g.doc("NHS No\x07DOB\x07\x07943 476 5919\x0701/02/1980\x07\x07"),
 }
 
 
