@@ -26,7 +26,7 @@ def extract(data: bytes, budget: Budget) -> str:
 
     # pypdf narrates broken files through logging, quoting names and bytes from the document:
     # document content must not reach our logs, and a broken file is already a finding
-    logging.getLogger("pypdf").disabled = True
+    logging.getLogger("pypdf").setLevel(logging.CRITICAL + 1)   # its module loggers inherit the level
     reader = PdfReader(io.BytesIO(data), strict=False)
     if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
         raise NeedsPassword

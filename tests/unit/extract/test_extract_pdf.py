@@ -28,3 +28,13 @@ def test_truncated_pdf_is_extraction_failed(extract_file):
 def test_pdf_is_recognised_by_its_bytes(extract_file):
     text, _ = extract_file("scan.bin", g.pdf(PAGES))
     assert "Ann Smith" in text
+
+
+def test_pypdf_does_not_log_document_content(extract_file, caplog):
+    import logging
+
+    broken = g.pdf(PAGES).replace(b"/WinAnsiEncoding", b"/NHS9434765919").replace(b"startxref\n", b"startxref\n9")
+    with caplog.at_level(logging.DEBUG):
+        text, _ = extract_file("odd.pdf", broken)
+    assert "Ann Smith" in text
+    assert not [r for r in caplog.records if r.name.startswith("pypdf")]
