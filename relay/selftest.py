@@ -132,6 +132,8 @@ async def check_quarantine(settings: Settings) -> CheckResult:
     from relay.quarantine import open_store
 
     url = settings.quarantine
+    if not url.startswith("sqlite:///"):
+        await (await _connect_postgres(url)).close()    # fails fast, with the server's reason (the pool would retry for a while)
     async with open_store(url) as store:
         await store.ping()              # connects, creates or migrates the schema
     if url.startswith("sqlite:///"):
@@ -183,13 +185,20 @@ def _probe_sqlite(path: str) -> tuple[int, int]:
         conn.close()
 
 
-async def _probe_postgres(url: str) -> tuple[int, int]:
+async def _connect_postgres(url: str):
     import psycopg
 
     try:
-        conn = await psycopg.AsyncConnection.connect(url, connect_timeout=10)
+        return await psycopg.AsyncConnection.connect(url, connect_timeout=10)
     except psycopg.Error as exc:
-        raise RuntimeError(f"cannot connect to the quarantine database: {_error(exc)}") from exc
+        raise RuntimeError(f"cannot connect to the quarantine database {_safe_url(url)}: "
+                           f"{' '.join(_error(exc).split())}") from exc
+
+
+async def _probe_postgres(url: str) -> tuple[int, int]:
+    import psycopg
+
+    conn = await _connect_postgres(url)
     try:
         async with conn.transaction(force_rollback=True):
             await conn.execute(_PROBE[0])
