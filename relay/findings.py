@@ -56,7 +56,7 @@ KINDS: dict[str, str] = {
     "scanner_unavailable": "A scanner or the service behind it (type: scanner name) failed, timed out or answered garbage.",
     # parsing and bounds (invariants 4 and 5)
     "malformed": "The message or a part could not be fully understood (type says how: bad_base64, broken_boundary, ...).",
-    "limit_exceeded": "A parsing or scanning bound was reached (type names the setting, e.g. max_mime_depth).",
+    "limit_exceeded": "A parsing or scanning bound was reached (type names the setting, e.g. max_mime_depth, or clamav:<limit> for ClamAV's own).",
     "extraction_failed": "Text could not be extracted from a document (type: document type).",
     # clause 5.1: attachments
     "malware": "ClamAV found a signature (type: signature name).",
@@ -67,7 +67,7 @@ KINDS: dict[str, str] = {
     "dde": "An Office document with DDE fields.",
     "type_mismatch": "A declared type or file extension that lies about the real type (type: the real type).",
     # clauses 5.1 and 5.3: protection
-    "encrypted_content": "A document or archive member that needs a password to open (type: office, pdf, zip, 7z).",
+    "encrypted_content": "A document or archive member that needs a password to open (type: office, pdf, zip, 7z, rar, pgp).",
     "encrypted_message": "The message is encrypted end to end (type: smime, pgp).",
     "signed_message": "The message is signed but not encrypted (type: smime, pgp).",
     "weak_protection": "Protection that does not keep the content secret (type: pdf_owner_password, office_default_password).",
