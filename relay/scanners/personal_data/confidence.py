@@ -46,12 +46,13 @@ NEGATIVE = words([
 
 _DELIMS = ("\t", "|", ";", ",")
 _WORD_END = re.compile(r"[^A-Za-z0-9]")
+_NEWLINE = re.compile("\n")
 
 
 class ChunkContext:
     """One chunk's text with cached lookups for scoring its candidates."""
 
-    __slots__ = ("text", "where", "source", "protected", "_lines", "_headers", "_tabular")
+    __slots__ = ("text", "where", "source", "protected", "_lines", "_headers", "_tabular", "_newlines")
 
     def __init__(self, text: str, where: str = "body", source: str = "body", protected: bool = False):
         self.text = text
@@ -61,6 +62,23 @@ class ChunkContext:
         self._lines: tuple[list[int], list[int]] | None = None
         self._headers: dict[int, tuple[str, list[str]]] = {}
         self._tabular: bool | None = None
+        self._newlines: list[int] | None = None
+
+    # -------------------------------------------------------------- lines
+
+    def line_start(self, pos: int) -> int:
+        """Offset of the start of the line holding ``pos`` (O(log n): long one-line texts stay linear)."""
+        if self._newlines is None:
+            self._newlines = [m.start() for m in _NEWLINE.finditer(self.text)]
+        i = bisect.bisect_left(self._newlines, pos) - 1
+        return self._newlines[i] + 1 if i >= 0 else 0
+
+    def line_end(self, pos: int) -> int:
+        """Offset of the newline ending the line holding ``pos`` (or the text's end)."""
+        if self._newlines is None:
+            self._newlines = [m.start() for m in _NEWLINE.finditer(self.text)]
+        i = bisect.bisect_left(self._newlines, pos)
+        return self._newlines[i] if i < len(self._newlines) else len(self.text)
 
     # -------------------------------------------------------------- windows
 
@@ -81,9 +99,8 @@ class ChunkContext:
         """
         lo, hi = self._bounds(start, end, window)
         if same_line:
-            lo = max(lo, self.text.rfind("\n", 0, start) + 1)
-            nl = self.text.find("\n", end)
-            hi = min(hi, len(self.text) if nl < 0 else nl)
+            lo = max(lo, self.line_start(start))
+            hi = min(hi, self.line_end(end))
         best, spans = -1, []
         for m in pattern.finditer(self.text, lo, hi):
             s, e = m.span()
@@ -106,19 +123,20 @@ class ChunkContext:
         (tab, ``|``, ``;`` or ``,``) whose rows carry no labels.
         """
         text = self.text
-        ls = text.rfind("\n", 0, pos) + 1
-        cell = text.rfind(" | ", ls, pos)
+        ls = self.line_start(pos)
+        cell = text.rfind(" | ", max(ls, pos - 200), pos)
         cs = ls if cell < 0 else cell + 3
         colon = text.rfind(": ", cs, pos)
         if colon >= 0 and colon - cs <= 40 and not text[colon + 2:pos].strip():
             return text[cs:colon].strip().lower()
-        le = text.find("\n", pos)
-        le = len(text) if le < 0 else le
+        le = self.line_end(pos)
+        if le - ls > 5000:                            # not a table row
+            return ""
         line = text[ls:le]
         delim = next((d for d in _DELIMS if d in line), "")
         if not delim or ls == 0:
             return ""
-        above = text[text.rfind("\n", 0, ls - 1) + 1:ls - 1]
+        above = text[self.line_start(ls - 1):ls - 1]
         if delim not in above:                        # one delimited line is prose, not a table
             return ""
         block = self._block_header(ls, delim)
@@ -179,12 +197,12 @@ class ChunkContext:
         if positive is not None and pos_dist < 0 and neg_dist < 0 and not same_line:
             pos_dist, _ = self.nearest(positive, start, end, window)
         if self._tabular is None:
-            self._tabular = any(d in self.text for d in _DELIMS)
-        head = self.header(start) if self._tabular or ": " in self.text else ""
+            self._tabular = any(d in self.text for d in _DELIMS) or ": " in self.text
+        head = self.header(start) if self._tabular else ""
         head_pos = bool(head and ((header_words is not None and header_words.search(head))
                                   or (positive is not None and positive.search(head))))
         # a label on the value's own line is already weighed as a word in the window
-        inline = head and head in self.text[self.text.rfind("\n", 0, start) + 1:start].lower()
+        inline = head and head in self.text[max(self.line_start(start), start - 200):start].lower()
         head_neg = bool(head and not head_pos and not inline and NEGATIVE.search(head))
         corroborated = head_pos or pos_dist >= 0
         negative = head_neg or (neg_dist >= 0 and not head_pos and (pos_dist < 0 or neg_dist < pos_dist))

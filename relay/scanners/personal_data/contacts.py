@@ -44,6 +44,7 @@ facilities events studentservices""".split())
 BULK_MIN = 5
 BULK_ANYWAY = 10
 LIST_GAP = 2                       # lines between two entries of one list
+MAX_VALIDATED = 3000               # phonenumbers checks per chunk (about 0.1 ms each); then shape only
 
 _SIGN_OFF = re.compile(
     r"^[ \t>]*(?:--|(?:(?:kind|best|warm|warmest|many)[ \t]+)?(?:regards|wishes|thanks)|thank you|cheers"
@@ -66,7 +67,8 @@ SIGN_OFF_ANCHORS = ("--", "regards", "wishes", "thanks", "thank you", "cheers", 
                     "truly", "best", "all the best", "speak soon")
 
 
-def signature_zones(text: str, anchors: list[int] | None = None) -> list[tuple[int, int]]:
+def signature_zones(text: str, anchors: list[int] | None = None,
+                    line_start=None) -> list[tuple[int, int]]:
     """Signature blocks: ``SIGNATURE_LINES`` lines after each sign-off line.
 
     ``anchors``: positions of sign-off words (from the anchor pass); only their
@@ -76,7 +78,8 @@ def signature_zones(text: str, anchors: list[int] | None = None) -> list[tuple[i
         starts = [m.start() for m in _SIGN_OFF.finditer(text)]
     else:
         starts = []
-        for pos in sorted(set(text.rfind("\n", 0, a) + 1 for a in anchors)):
+        first = line_start or (lambda a: text.rfind("\n", 0, a) + 1)
+        for pos in sorted(set(first(a) for a in anchors)):
             m = _SIGN_OFF.match(text, pos)
             if m:
                 starts.append(m.start())
@@ -100,15 +103,24 @@ def signature_zones(text: str, anchors: list[int] | None = None) -> list[tuple[i
                 content += 1
             end = nxt
         zones.append((begin, end))
-    return zones
+    merged: list[tuple[int, int]] = []
+    for begin, end in sorted(zones):
+        if merged and begin <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((begin, end))
+    return merged
 
 
 def inside(pos: int, zones: list[tuple[int, int]]) -> bool:
-    return any(s <= pos < e for s, e in zones)
+    """Whether ``pos`` falls in one of ``zones`` (sorted, not overlapping: :func:`signature_zones`)."""
+    i = bisect.bisect_right(zones, (pos, 1 << 62)) - 1
+    return i >= 0 and zones[i][0] <= pos < zones[i][1]
 
 
-def _line_of(text: str, pos: int) -> int:
-    return text.rfind("\n", 0, pos)
+def _line_of(cc: ChunkContext, pos: int) -> int:
+    """Offset of the newline before ``pos`` (-1 on the first line): an id for its line."""
+    return cc.line_start(pos) - 1
 
 
 @lru_cache(maxsize=4096)
@@ -121,6 +133,14 @@ def phone_value(raw: str) -> str:
     if not phonenumbers.is_valid_number_for_region(num, "GB"):
         return ""
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _rough_e164(raw: str) -> str:
+    """Past ``MAX_VALIDATED`` numbers in one chunk: the shape the scan matched, without phonenumbers."""
+    digits = "".join(ch for ch in raw if ch.isdigit())
+    if digits.startswith("44"):
+        digits = "0" + digits[2:]
+    return "+44" + digits[1:] if digits.startswith("0") and len(digits) in (10, 11) else ""
 
 
 def email_at(text: str, at: int, domain_end: int) -> str:
@@ -141,22 +161,23 @@ def evaluate(cc: ChunkContext, phones: list[tuple[int, str]], emails: list[tuple
     text = cc.text
     kinds: dict[str, dict[str, int]] = {"phone_number": {}, "email_address": {}, "postal_address": {}}
     lines: dict[str, set[int]] = {k: set() for k in kinds}
-    own = set()
+    own, validated = set(), 0
     for start, raw in phones:
         if inside(start, zones):
             own.add("".join(ch for ch in raw if ch.isdigit())[-10:])
     for start, raw in phones:
         if inside(start, zones) or "".join(ch for ch in raw if ch.isdigit())[-10:] in own:
             continue                          # the sender's own number, here or elsewhere
-        value = phone_value(raw)
+        validated += 1
+        value = phone_value(raw) if validated <= MAX_VALIDATED else _rough_e164(raw)
         if value and value not in exclude:
             kinds["phone_number"].setdefault(value, start)
-            lines["phone_number"].add(_line_of(text, start))
+            lines["phone_number"].add(_line_of(cc, start))
     for at, end in emails:
         value = email_at(text, at, end)
         if not value or value in exclude or inside(at, zones) or value.split("@", 1)[0] in ROLE_MAILBOXES:
             continue
-        ls = _line_of(text, at)
+        ls = _line_of(cc, at)
         if _QUOTED_HEADER.match(text, ls + 1):
             continue
         kinds["email_address"].setdefault(value, at)
@@ -164,12 +185,9 @@ def evaluate(cc: ChunkContext, phones: list[tuple[int, str]], emails: list[tuple
     for start, end in postcodes:
         if inside(start, zones):
             continue
-        top = start
-        for _ in range(3):                   # this line and the two before it
-            top = text.rfind("\n", 0, max(0, top - 1)) if top > 0 else 0
-            if top < 0:
-                top = 0
-                break
+        top = cc.line_start(start)
+        for _ in range(2):                   # this line and the two before it
+            top = cc.line_start(top - 1) if top > 0 else 0
         street = None
         for street in _STREET.finditer(text, max(top, start - 160), start):
             pass
@@ -177,7 +195,7 @@ def evaluate(cc: ChunkContext, phones: list[tuple[int, str]], emails: list[tuple
             continue
         value = (street.group() + " " + text[start:end].replace(" ", "")).lower()
         kinds["postal_address"].setdefault(value, start)
-        lines["postal_address"].add(_line_of(text, start))
+        lines["postal_address"].add(_line_of(cc, start))
     hits = []
     newlines: list[int] | None = None
     for type_, values in kinds.items():

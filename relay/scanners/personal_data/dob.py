@@ -47,20 +47,18 @@ def parse(raw: str) -> tuple[int, int, int] | None:
     return None
 
 
-_ANY_DATE = re.compile(
-    r"(?<![0-9])(?:[0-9]{1,2}[/.\-][0-9]{1,2}[/.\-](?:[0-9]{4}|[0-9]{2})|[0-9]{4}-[0-9]{2}-[0-9]{2}"
-    r"|[0-9]{1,2}(?:st|nd|rd|th)?\s+[A-Za-z]{3,9}\.?,?\s+[0-9]{4}"
-    r"|[A-Za-z]{3,9}\.?\s+[0-9]{1,2}(?:st|nd|rd|th)?,?\s+[0-9]{4})(?![0-9])")
+_MONTH_FIRST = re.compile(r"(?<![A-Za-z])[A-Za-z]{3,9}\.?\s+[0-9]{1,2}(?:st|nd|rd|th)?,?\s+[0-9]{4}(?![0-9])")
 
 
 def near_anchor(cc: ChunkContext, start: int, end: int) -> list[Hit]:
-    """Dates written near a date-of-birth keyword at [start, end), on its line."""
+    """Month-first dates ("March 14, 1985") near a date-of-birth keyword at [start, end), on its line.
+
+    Dates that start with a digit come from the combined scan."""
     text = cc.text
-    lo = max(text.rfind("\n", 0, start) + 1, start - 40)
-    nl = text.find("\n", end)
-    hi = min(len(text) if nl < 0 else nl, end + 40)
+    lo = max(cc.line_start(start), start - 40)
+    hi = min(cc.line_end(end), end + 40)
     hits = []
-    for m in _ANY_DATE.finditer(text, lo, hi):
+    for m in _MONTH_FIRST.finditer(text, lo, hi):
         hit = check(cc, m.start(), m.end(), m.group())
         if hit:
             hits.append(hit)

@@ -29,7 +29,8 @@ from .confidence import ChunkContext, Hit
 _NOT_AFTER_WORD = r"(?<![A-Za-z0-9])"
 _SCAN = re.compile(
     r"[0-9@+(](?:"
-    r"(?P<iban>(?<=" + _NOT_AFTER_WORD + r"[A-Z]{2}[0-9])[0-9](?:[ ]?[A-Z0-9]){11,30})"
+    r"(?P<iban>(?<=" + _NOT_AFTER_WORD + r"[A-Z]{2}[0-9])[0-9](?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}"
+    r"(?: [A-Z0-9]{1,4})?)(?![A-Z0-9]))"
     r"|(?P<lic>(?<=" + _NOT_AFTER_WORD + r"[A-Z][A-Z9]{4}[0-9])[0156][0-9][0-3][0-9]{2}[A-Z9]{2}[0-9][A-Z0-9]{2}"
     r"(?![A-Za-z0-9]))"
     r"|(?P<post>(?:(?<=" + _NOT_AFTER_WORD + r"[A-Z][0-9])|(?<=" + _NOT_AFTER_WORD + r"[A-Z]{2}[0-9]))"
@@ -56,6 +57,17 @@ def _whole_word(text: str, begin: int, stop: int) -> bool:
         if nxt.isalnum() or nxt in "@_/" or (nxt in ".-" and stop + 1 < len(text) and text[stop + 1].isalnum()):
             return False
     return True
+
+
+def _outermost(terms: list[tuple[int, int, str, str]]) -> list[tuple[int, int, str, str]]:
+    """Drop terms inside a longer one ("diagnosed" within "diagnosed with"), in one sweep."""
+    out, reach = [], -1
+    for t in sorted(terms, key=lambda t: (t[0], -t[1])):
+        if t[1] <= reach:
+            continue
+        out.append(t)
+        reach = t[1]
+    return out
 
 
 def _groups(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -110,7 +122,7 @@ def _number(cc: ChunkContext, start: int, end: int, out: list[Hit], phones: list
     if hit:
         out.append(hit)
         return
-    if len(spans) < 2:
+    if len(spans) < 2 or len(spans) > 8:         # "1 2 3 4 5 6 7 8 9" is not two identifiers
         return
     if lens[:3] == [2, 2, 2] and len(digits) == 14:          # "12-34-56 12345678"
         hit = banking.sort_code(cc, start, spans[2][1], digits[:6], digits[6:])
@@ -189,12 +201,12 @@ def scan_chunk(cc: ChunkContext, detectors: Iterable[object] = (),
             hits.append(hit)
     if detectors:
         hits.extend(custom.detect(cc, detectors))
-    zones = contacts.signature_zones(text, signoffs) if cc.source == "body" and (phones or emails or postcodes or terms) \
+    zones = contacts.signature_zones(text, signoffs, cc.line_start) if cc.source == "body" and (phones or emails or postcodes or terms) \
         else []
     if phones or emails or postcodes:
         hits.extend(contacts.evaluate(cc, phones, emails, postcodes, exclude, zones))
     if terms:
-        terms = [t for t in terms if not any(o[0] <= t[0] and t[1] <= o[1] and o != t for o in terms)]
+        terms = _outermost(terms)
         ids = [h.start for h in hits if h.kind == "personal_data" and h.type not in
                ("phone_number", "postal_address", "email_address")]
         terms = [t for t in terms if not contacts.inside(t[0], zones)]   # job titles in signatures

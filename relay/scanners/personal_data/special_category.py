@@ -47,7 +47,10 @@ def evaluate(cc: ChunkContext, term_hits: list[tuple[int, int, str, str]], id_po
     """``term_hits``: (start, end, category, term) already checked as whole words."""
     hits = []
     text = cc.text
+    done: set[tuple[str, str]] = set()
     for start, end, category, term in term_hits:
+        if (category, term) in done:                 # already HIGH: counted once anyway
+            continue
         lo, hi = max(0, start - WINDOW), min(len(text), end + WINDOW)
         if term in _NAME_LIKE_TERMS and text[start].isupper() and _used_as_name(text, start, end):
             continue
@@ -59,6 +62,8 @@ def evaluate(cc: ChunkContext, term_hits: list[tuple[int, int, str, str]], id_po
             continue
         topic, _ = cc.nearest(TOPIC_WORDS, start, end, WINDOW, same_line=True)
         conf = Confidence.LOW if topic >= 0 else Confidence.HIGH
+        if conf == Confidence.HIGH:
+            done.add((category, term))
         hits.append(Hit("special_category", category, term, conf,
                         f"{NAMES[category]} term near an identified person", start))
     return hits

@@ -38,3 +38,10 @@ def test_redacted_evidence_and_distinct_count():
 
 def test_six_digit_block_with_spaced_letters():
     assert types("NI number AB 123456 C")[NINO] == Confidence.HIGH
+
+
+def test_followed_by_capitals_is_still_a_nino():
+    t = types("NINO AB123456C AND THE OTHER ONE CE 99 88 77 D PLEASE")
+    assert t[NINO] == Confidence.HIGH
+    (f,) = [f for f in find("AB123456C AB123456C CE998877D ZZ") if f.type == "uk_nino"]
+    assert f.count == 2
