@@ -10,7 +10,7 @@ content, no randomness):
   a signature table) through ``extract()``, and ``html_to_text`` alone;
 * ``html 1MB``: 1 MB of the same HTML, ``html_to_text``;
 * one document of each type with about 1 MB of text (docx paragraphs and a
-  table, xlsx/ods 20,000 x 5 cells, pptx 200 slides, odt, pdf 300 pages,
+  table, xlsx/xls/ods 20,000 x 5 cells, pptx 200 slides, odt, pdf 300 pages,
   rtf, csv), each through ``extract()`` as a mail attachment;
 * for comparison: the same docx through ``xml.etree.iterparse`` (w:t text
   and paragraph ends only, no tables: a lower bound for that design), and
@@ -35,6 +35,7 @@ best CPU time, ``--seconds 2``)::
     html 1MB        html_to_text                 1026     424     118        8.9        3.7
     docx            extract()                    1634     834     235        7.1        3.6
     xlsx            extract()                    4267    2020     906        4.8        2.3
+    xls             extract()  (xlrd)            2158    2020     757        2.9        2.7
     pptx            extract()                     176      88      18       10.2        5.1
     odt             extract()                    1669     834      98       17.5        8.7
     ods             extract()                    9638    1922    1089        9.1        1.8
@@ -123,6 +124,20 @@ def inputs() -> list[tuple[str, object, int]]:
         "rtf": g.rtf(paragraphs, table[:500]),
         "csv": csv_text,
     }
+    try:
+        import xlwt  # test dependency
+
+        book = xlwt.Workbook()
+        sheet = book.add_sheet("Sheet1")
+        date_style = xlwt.easyxf(num_format_str="DD/MM/YYYY")
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                sheet.write(r, c, value, date_style if (r and c == 2) else xlwt.Style.default_style)
+        buf = io.BytesIO()
+        book.save(buf)
+        docs["xls"] = buf.getvalue()
+    except ImportError:
+        print("xlwt not installed: no xls row", file=sys.stderr)
     DOCS.update(docs)
     out: list[tuple[str, object, int]] = [
         ("mail 20KB text  extract()", lambda: extract(body("text/plain", text_body), LIMITS), len(text_body)),
