@@ -215,3 +215,38 @@ def test_clamav_scan_limits_are_limit_exceeded_not_clean(tmp_path):
         assert [(f.kind, f.type) for f in findings] == [("limit_exceeded", "clamav:MaxFileSize")]
     finally:
         stop_pid(pid)
+
+
+# ------------------------------------------------------------------ end to end: `relay serve` under the shipped policy
+
+
+def _send(port: int, raw: bytes) -> tuple[int, str]:
+    import smtplib
+
+    with smtplib.SMTP("127.0.0.1", port, timeout=60) as smtp:
+        try:
+            smtp.sendmail("alice@example.ac.uk", ["bob@example.org"], raw)
+        except smtplib.SMTPDataError as exc:
+            return exc.smtp_code, exc.smtp_error.decode()
+        return 250, ""
+
+
+def test_relay_serve_rejects_malware_forwards_clean_and_tempfails_without_clamd(start_relay, make_sink, clamd,
+                                                                                 clamd_hung):
+    policy = (ROOT / "policies" / "icmp-email-use.yaml").read_text(encoding="utf-8")
+    sink = make_sink()
+    relay = start_relay({"RELAY_UPSTREAM": f"127.0.0.1:{sink.port}", "RELAY_CLAMD": clamd}, policy=policy)
+    code, text = _send(relay.port, samples.message([("docs.zip", samples.zip_of({"eicar.com": samples.EICAR}),
+                                                     "application/zip")]))
+    assert code == 550 and "rule malware" in text
+    assert _send(relay.port, samples.message([("notes.txt", b"see you at ten", "text/plain")]))[0] == 250
+    assert len(sink.wait_for_messages(1)) == 1
+    rejected = relay.wait_for_event("decision", 2)[0]
+    assert {(f["kind"], f["where"]) for f in rejected["findings"]} >= {
+        ("malware", 'part 1.2 "docs.zip" > "eicar.com"')}
+
+    down = start_relay({"RELAY_UPSTREAM": f"127.0.0.1:{sink.port}", "RELAY_CLAMD": clamd_hung,
+                        "RELAY_CLAMD_TIMEOUT": "1s"}, policy=policy)
+    code, _ = _send(down.port, samples.message([("notes.txt", b"see you at ten", "text/plain")]))
+    assert code == 451
+    assert len(sink.messages) == 1  # nothing passed unscanned
