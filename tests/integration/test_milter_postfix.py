@@ -251,7 +251,8 @@ def test_malware_is_rejected_with_the_policy_reply(chain):
 
 def test_personal_data_to_external_is_held_and_released_once(chain):
     postfix, milter, sink = chain
-    body = "Payroll: NI number AB123456C for Bob Smith.\r\n"
+    filler = "".join(f"line {i:05d} of the payroll export, nothing else here.\r\n" for i in range(3000))
+    body = "Payroll: NI number AB123456C for Bob Smith.\r\n" + filler + ".starts with a dot\r\n"   # ~170 KB
     data = message(subject="Payroll", body=body)
     code, text = submit(postfix, ["bob@partner.example"], data)
     assert code == 250, text                                   # Postfix's own 250: discarded there
@@ -267,7 +268,9 @@ def test_personal_data_to_external_is_held_and_released_once(chain):
     assert release.returncode == 0, release.stderr + release.stdout
     [released] = sink.wait_for_messages(1, 20)
     assert released.mail_from == SENDER and released.rcpt_tos == ("bob@partner.example",)
-    assert b"AB123456C" in released.data and b"Subject: Payroll" in released.data
+    added, _, original = released.data.partition(b"From: ")
+    assert b"From: " + original == data          # the original, reassembled from Postfix's milter packets,
+    assert added.startswith(b"X-Policy-Action: tag\r\n")     # tagged on release as `relay serve` does
     again = subprocess.run([sys.executable, "-m", "relay.cli", "quarantine", "release", qid, "--reviewer", "rev"],
                            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert again.returncode != 0
