@@ -31,23 +31,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import secrets
 import ssl
 import time
 from typing import Any
 
 import structlog
-from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import SMTP
 
 from relay import metrics, replies
+from relay.act import RelayHandler  # the act stage; `relay.server.RelayHandler` still names it
 from relay.config import Settings
 from relay.envelope import Envelope
-from relay.errors import StoreError, UpstreamUnavailable
-from relay.log import decision_event
 from relay.replies import Reply
 from relay.upstream import Upstream, UpstreamSession
-from relay.verdict import Action
 
 log = structlog.get_logger("relay.server")
 
@@ -388,219 +385,3 @@ def _xtext_decode(value: str) -> str:
             i += 1
     text = "".join(out)
     return text[5:] if text.upper().startswith("IPV6:") else text
-
-
-class RelayHandler:
-    """The aiosmtpd hooks (mirror MAIL and RCPT to the next hop) and the act stage.
-
-    Collaborators are optional and wired by ``serving.build_collaborators``:
-    ``store`` (``async hold(decision, raw) -> id``, durable when it returns),
-    ``tagger`` (``tag(raw, verdict) -> bytes``, e.g. ``tagging.tag`` with the
-    settings bound) and ``signer`` (``async sign(raw, mail_from) -> bytes``,
-    ``dkim.Signer``). Without a store, HOLD answers 451.
-    """
-
-    def __init__(self, settings: Settings, pipeline, *, store=None, tagger=None, signer=None) -> None:
-        self.settings = settings
-        self.pipeline = pipeline
-        self.store = store
-        self._background: set[asyncio.Task] = set()   # sender notices in flight
-        self.tagger = tagger
-        self.signer = signer
-
-    def set_pipeline(self, pipeline) -> None:
-        """Swap the pipeline (SIGHUP reload); transactions already deciding keep the old one."""
-        self.pipeline = pipeline
-
-    # ---------------------------------------------------------------- aiosmtpd hooks
-
-    async def handle_MAIL(self, server: RelaySMTP, session: Session, envelope, address: str,
-                          mail_options: list[str]) -> str:
-        if envelope.mail_from is not None:
-            return str(replies.NESTED_MAIL)
-        upstream = await server.upstream_session()
-        try:
-            answer = await upstream.mail(address, mail_options)
-        except UpstreamUnavailable as exc:
-            return self._unavailable(server, "mail", exc)
-        if answer.ok:
-            envelope.mail_from = address
-            envelope.mail_options.extend(mail_options)
-        return str(answer)
-
-    async def handle_RCPT(self, server: RelaySMTP, session: Session, envelope, address: str,
-                          rcpt_options: list[str]) -> str:
-        if len(envelope.rcpt_tos) >= self.settings.max_recipients:
-            return str(replies.TOO_MANY_RECIPIENTS)
-        upstream = await server.upstream_session()
-        if not upstream.in_transaction:
-            return str(replies.UPSTREAM_LOST)
-        server.busy = True
-        try:
-            answer = await upstream.rcpt(address)
-        except UpstreamUnavailable as exc:
-            return self._unavailable(server, "rcpt", exc)
-        finally:
-            server.busy = False
-        if answer.ok:
-            envelope.rcpt_tos.append(address)
-            envelope.rcpt_options.extend(rcpt_options)
-        return str(answer)
-
-    async def handle_RSET(self, server: RelaySMTP, session: Session, envelope) -> str:
-        if server.upstream is not None:
-            await server.upstream.rset()
-        return str(replies.OK)
-
-    async def handle_QUIT(self, server: RelaySMTP, session: Session, envelope) -> str:
-        return str(replies.BYE)
-
-    # ---------------------------------------------------------------- the act stage
-
-    async def handle_message(self, server: RelaySMTP, raw: bytes, received: float = 0.0) -> Reply:
-        """Decide, act, log one decision event, and return the one reply to the client."""
-        message_id = secrets.token_hex(8)
-        envelope = server.core_envelope()
-        upstream = await server.upstream_session()
-        decision = None
-        outcome = _Outcome(replies.INTERNAL_ERROR)
-        started = time.perf_counter()
-        try:
-            decision = await self.pipeline.decide(envelope, raw)
-            outcome = await self._act(upstream, envelope, decision, raw)
-        except Exception as exc:  # noqa: BLE001 - anything unexpected: 451, traceback logged, nothing lost
-            server.log.error("message.error", message_id=message_id, error=type(exc).__name__, exc_info=exc)
-            outcome = _Outcome(replies.INTERNAL_ERROR, error=type(exc).__name__)
-        finally:
-            await upstream.rset()          # no-op unless we left a transaction open
-        fields = decision_event(
-            message_id=message_id, session_id=server.session_id, client=_client(server, envelope),
-            mail_from=envelope.mail_from,
-            rcpt_tos=envelope.rcpt_tos, size=len(raw), decision=decision, reply=outcome.reply,
-            action="" if decision is not None and not outcome.error else "error",
-            quarantine_id=outcome.quarantine_id, recipients=outcome.recipients, error=outcome.error,
-            timings={"receive": received, "act": time.perf_counter() - started
-                     - (decision.timings.get("total", 0.0) if decision else 0.0)},
-        )
-        log.info("decision", **fields)
-        if decision is not None:
-            metrics.observe_decision(decision, len(raw))
-            self._maybe_notify(decision, outcome)
-        return outcome.reply
-
-    def _maybe_notify(self, decision, outcome: _Outcome) -> None:
-        """Tell the internal sender about a hold or a policy reject, if a deciding rule asks (off the reply path)."""
-        action = decision.verdict.action
-        held = outcome.quarantine_id is not None
-        if not (held or (action is Action.REJECT and not outcome.error)):
-            return
-        if not any(m.notify_sender and not m.monitor for m in decision.verdict.matches):
-            return
-        from relay.quarantine.notify import notify_sender
-
-        task = asyncio.get_running_loop().create_task(notify_sender(self.settings, decision, outcome.quarantine_id))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _act(self, upstream: UpstreamSession, envelope: Envelope, decision, raw: bytes) -> _Outcome:
-        """Turn the verdict into side effects and one reply.
-
-        Order, so that a failure at any step loses nothing and delivers nothing twice:
-        1. REJECT or TEMPFAIL for any recipient: the whole message is refused (one
-           reply covers all recipients; partial delivery would swallow a refusal).
-        2. Mixed hold + forward: first RSET the next hop and redo MAIL/RCPT for the
-           forwarded recipients only (cheap, undoable: a refusal here is a 4xx/5xx
-           and nothing is stored or sent).
-        3. Then the hold, made durable by the store (a failure: RSET, 451).
-        4. Last the one irreversible step, DATA to the next hop. If it fails after a
-           hold, the client gets the failure and retries; the retry may hold a
-           second copy (same hash) for the reviewer, but no recipient ever gets
-           the message twice and nothing is lost.
-        """
-        verdict = decision.verdict
-        actions = {r: verdict.recipient_actions.get(r, verdict.action) for r in envelope.rcpt_tos}
-        worst = max(actions.values(), default=verdict.action)
-        deciding = verdict.deciding
-        reason, rule_id, clause = ((deciding.reason, deciding.rule_id, deciding.clause) if deciding
-                                   else ("Message refused by policy", "default", "-"))
-        if worst >= Action.TEMPFAIL:
-            await upstream.rset()
-            maker = replies.rejected if worst == Action.REJECT else replies.tempfailed
-            return _Outcome(maker(reason, rule_id, clause))
-        forward = [r for r in envelope.rcpt_tos if actions[r] <= Action.TAG]
-        hold = [r for r in envelope.rcpt_tos if actions[r] == Action.HOLD]
-        recipients = {"forwarded": forward, "held": hold} if hold and forward else None
-        if hold:
-            if self.store is None:
-                await upstream.rset()
-                return _Outcome(replies.QUARANTINE_NOT_CONFIGURED, recipients=recipients, error="no quarantine")
-            if forward and len(forward) < len(envelope.rcpt_tos):
-                refusal = await upstream.restart(envelope.mail_from, envelope.mail_options, forward)
-                if refusal is not None:
-                    answer = refusal if not refusal.ok else replies.UPSTREAM_LOST
-                    return _Outcome(_transient(answer), recipients=recipients, error="next hop refused on restart")
-            else:
-                await upstream.rset()
-            held_decision = dataclasses.replace(decision, envelope=dataclasses.replace(envelope, rcpt_tos=tuple(hold)))
-            try:
-                quarantine_id = await self.store.hold(held_decision, raw)
-            except StoreError as exc:
-                await upstream.rset()
-                return _Outcome(replies.QUARANTINE_UNAVAILABLE, recipients=recipients,
-                                error=f"store: {type(exc).__name__}")
-            if not forward:
-                return _Outcome(replies.held(quarantine_id), quarantine_id, recipients)
-        else:
-            quarantine_id = None
-        out = raw
-        if self.tagger is not None:
-            if hold:    # the forwarded copy says what happened to *its* recipients
-                verdict = dataclasses.replace(verdict, action=max(actions[r] for r in forward),
-                                              recipient_actions={r: actions[r] for r in forward})
-            out = self.tagger(out, verdict)
-        if self.signer is not None:
-            out = await self.signer.sign(out, envelope.mail_from)
-        try:
-            answer = await upstream.data(out)
-        except UpstreamUnavailable as exc:
-            metrics.UPSTREAM_FAILURES.labels("data").inc()
-            return _Outcome(replies.UPSTREAM_UNAVAILABLE, quarantine_id, recipients, error=f"next hop: {exc}"[:200])
-        if not answer.ok:
-            metrics.UPSTREAM_FAILURES.labels("refused").inc()
-            return _Outcome(answer, quarantine_id, recipients, error="next hop refused")
-        if quarantine_id is not None:
-            return _Outcome(replies.held_and_forwarded(quarantine_id, len(hold), len(envelope.rcpt_tos), answer),
-                            quarantine_id, recipients)
-        return _Outcome(answer, None, recipients)
-
-    def log_refused(self, server: RelaySMTP, size: int, answer: Reply) -> None:
-        """The decision event of a message refused while it was received (size, bare LF...)."""
-        envelope = server.core_envelope()
-        log.info("decision", **decision_event(
-            message_id=secrets.token_hex(8), session_id=server.session_id, client=_client(server, envelope),
-            mail_from=envelope.mail_from, rcpt_tos=envelope.rcpt_tos, size=size, action="refused", reply=answer,
-            error=answer.text))
-
-    def _unavailable(self, server: RelaySMTP, stage: str, exc: Exception) -> str:
-        metrics.UPSTREAM_FAILURES.labels(stage).inc()
-        server.log.warning("session.upstream_unavailable", stage=stage, error=str(exc)[:200])
-        return str(replies.UPSTREAM_UNAVAILABLE)
-
-
-def _client(server: RelaySMTP, envelope: Envelope) -> dict[str, str]:
-    peer = server.session.peer
-    return {"address": envelope.client_address, "name": envelope.client_name, "helo": envelope.helo,
-            "peer": peer[0] if isinstance(peer, tuple) else ""}
-
-
-@dataclasses.dataclass(slots=True)
-class _Outcome:
-    reply: Reply
-    quarantine_id: str | None = None
-    recipients: dict[str, list[str]] | None = None
-    error: str = ""
-
-
-def _transient(answer: Reply) -> Reply:
-    """A refusal met while re-opening the transaction is ours to retry, not the client's to bounce."""
-    return answer if answer.transient else replies.reply(451, f"Next hop refused: {answer.text}", "4.4.0")
