@@ -161,7 +161,7 @@ def main() -> int:
     pres_t, pres_h, pres_s = run_presidio(items)
     pres = per_type(items, pres_t)
     shared = sorted(set(PRESIDIO_MAP.values()) | set(PRESIDIO_BULK.values()))
-    print(f"\nside by side with Presidio pattern recognizers (shared types)")
+    print("\nside by side with Presidio pattern recognizers (shared types)")
     print(f"{'type':36} {'ours P':>7} {'R':>6} {'F1':>6} | {'Presidio P':>10} {'R':>6} {'F1':>6}")
     for t in shared:
         a = prf(*ours.get(t, (0, 0, 0)))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from . import redact
 from .confidence import ChunkContext, Hit, band, words
 from .validators import plausible_birth_date
 
