@@ -258,6 +258,8 @@ class _Walker:
                         self.problem("limit_exceeded", "max_parts", where)
                         break
                     children.append(self.part(buf, s, e, f"{index}.{n}", depth + 1, default_type=child_type))
+            elif self.parts >= self.limits.max_parts:       # an attached message's body is one more part
+                self.problem("limit_exceeded", "max_parts", where)
             elif cte not in ("", "7bit", "8bit", "binary"):
                 self.problem("malformed", "encoded_message_rfc822", where)  # RFC 2046 5.2.1 forbids it
                 inner = self._decode(buf[start:end], cte, where)
