@@ -1,0 +1,248 @@
+"""The real services of a soak run and the faults injected into them.
+
+:class:`Services` owns a private clamd, an aiosmtpd capture sink (the next
+hop) and one ``relay serve`` subprocess with the shipped policy and a SQLite
+quarantine. Each fault is a coroutine that breaks one service for a while and
+repairs it; every wait is bounded.
+
+Faults (names used by ``--faults``):
+
+- ``clamd_kill``: SIGKILL the clamd by PID, leave it down, start it again on
+  the same port (its own config file);
+- ``clamd_hang``: SIGSTOP clamd (connections queue, nothing answers), then SIGCONT;
+- ``sink_refuse`` / ``sink_drop`` / ``sink_slow``: the next hop answers the end
+  of DATA with 451, aborts the session before answering, or answers late;
+- ``relay_kill``: SIGKILL the relay (mid-transaction: traffic is flowing) and
+  start it again on the same port;
+- ``store_lock``: another connection holds ``BEGIN EXCLUSIVE`` on the
+  quarantine database past the store's busy timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.fixtures.clamd import _state, start_clamd, stop_pid
+from tests.fixtures.common import free_port
+from tests.fixtures.smtp import FaultyHandler, SinkServer, wait_for_greeting
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICY = ROOT / "policies" / "icmp-email-use.yaml"
+
+
+def _alive(pid: int) -> bool:
+    return _state(pid) not in ("", "Z", "X")
+
+
+def clamd_ping(url: str, timeout: float = 1.0) -> bool:
+    host, _, port = url.removeprefix("tcp://").rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            sock.sendall(b"zPING\0")
+            return sock.recv(16).startswith(b"PONG")
+    except OSError:
+        return False
+
+
+class RssMonitor:
+    """Polls VmRSS/VmHWM of the current relay process (and its children) from a thread."""
+
+    def __init__(self, pid_of) -> None:
+        self._pid_of = pid_of
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss", daemon=True)
+
+    @staticmethod
+    def _kb(pid: int, key: str) -> int:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+        return 0
+
+    def sample(self) -> None:
+        pid = self._pid_of()
+        if pid:
+            self.peak_kb = max(self.peak_kb, self._kb(pid, "VmRSS"), self._kb(pid, "VmHWM"))
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            self.sample()
+
+    def start(self) -> RssMonitor:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+@dataclass
+class Services:
+    workdir: Path
+    clamd_url: str = ""
+    clamd_pid: int = 0
+    sink: SinkServer | None = None
+    relay: subprocess.Popen | None = None
+    relay_port: int = 0
+    relay_starts: int = 0
+    _clamd_procs: list = field(default_factory=list)
+
+    @property
+    def db_path(self) -> Path:
+        return self.workdir / "quarantine.sqlite3"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "relay.log"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+        env.update({
+            "RELAY_LISTEN": f"127.0.0.1:{self.relay_port}", "RELAY_UPSTREAM": f"127.0.0.1:{self.sink.port}",
+            "RELAY_UPSTREAM_TLS": "off", "RELAY_CLAMD": self.clamd_url, "RELAY_POLICY": str(POLICY),
+            "RELAY_QUARANTINE": f"sqlite:///{self.db_path}", "RELAY_LOG_FORMAT": "json",
+            "RELAY_HOSTNAME": "relay.soak", "RELAY_CLAMD_TIMEOUT": "3", "RELAY_SCAN_TIMEOUT": "8",
+            "RELAY_UPSTREAM_TIMEOUT": "10", "RELAY_SHUTDOWN_GRACE": "5", "PYTHONUNBUFFERED": "1",
+        })
+        return env
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> Services:
+        self.clamd_url, self.clamd_pid = start_clamd(self.workdir / "clamd")
+        self.sink = SinkServer(FaultyHandler()).start()
+        self.relay_port = free_port()
+        self.start_relay()
+        return self
+
+    def start_relay(self) -> None:
+        with open(self.log_path, "ab") as out:
+            self.relay = subprocess.Popen([sys.executable, "-m", "relay.cli", "serve"], env=self.env(), cwd=ROOT,
+                                          stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        self.relay_starts += 1
+        wait_for_greeting("127.0.0.1", self.relay_port, timeout=60, proc=self.relay)
+
+    def start_clamd_again(self) -> None:
+        """clamd on its old config (same port), Foreground: the Popen is clamd itself."""
+        directory = self.workdir / "clamd"
+        with open(directory / "restart.log", "ab") as out:
+            proc = subprocess.Popen(["clamd", f"--config-file={directory / 'clamd.conf'}"], stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self._clamd_procs.append(proc)
+        self.clamd_pid = proc.pid
+        deadline = time.monotonic() + 60
+        while not clamd_ping(self.clamd_url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"clamd did not come back (exit {proc.poll()})")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.relay is not None and self.relay.poll() is None:
+            self.relay.send_signal(signal.SIGTERM)
+            try:
+                self.relay.wait(30)
+            except subprocess.TimeoutExpired:
+                self.relay.kill()
+                self.relay.wait(10)
+        if self.clamd_pid:
+            if _alive(self.clamd_pid):
+                os.kill(self.clamd_pid, signal.SIGCONT)     # a stopped process ignores SIGTERM
+            stop_pid(self.clamd_pid)
+        for proc in self._clamd_procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
+        if self.sink is not None:
+            self.sink.stop()
+
+    def relay_pid(self) -> int:
+        return self.relay.pid if self.relay is not None and self.relay.poll() is None else 0
+
+
+# -------------------------------------------------------------------- faults: each breaks, waits, repairs
+
+
+async def clamd_kill(svc: Services, duration: float) -> str:
+    pid = svc.clamd_pid
+    os.kill(pid, signal.SIGKILL)
+    await asyncio.to_thread(stop_pid, pid, 10)
+    await asyncio.sleep(duration)
+    await asyncio.to_thread(svc.start_clamd_again)
+    return f"clamd pid {pid} SIGKILLed, down {duration:.0f}s, restarted as pid {svc.clamd_pid}"
+
+
+async def clamd_hang(svc: Services, duration: float) -> str:
+    os.kill(svc.clamd_pid, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(duration)
+    finally:
+        os.kill(svc.clamd_pid, signal.SIGCONT)
+    return f"clamd pid {svc.clamd_pid} SIGSTOPped for {duration:.0f}s, then SIGCONT"
+
+
+async def _sink_mode(svc: Services, duration: float, **mode) -> None:
+    handler = svc.sink.handler
+    old = {k: getattr(handler, k) for k in mode}
+    for key, value in mode.items():
+        setattr(handler, key, value)
+    try:
+        await asyncio.sleep(duration)
+    finally:
+        for key, value in old.items():
+            setattr(handler, key, value)
+
+
+async def sink_refuse(svc: Services, duration: float) -> str:
+    await _sink_mode(svc, duration, data_reply="451 4.3.0 next hop busy")
+    return f"next hop answered DATA with 451 for {duration:.0f}s"
+
+
+async def sink_drop(svc: Services, duration: float) -> str:
+    await _sink_mode(svc, duration, drop_in_data=True)
+    return f"next hop aborted every session at end of DATA for {duration:.0f}s"
+
+
+async def sink_slow(svc: Services, duration: float) -> str:
+    await _sink_mode(svc, duration, data_delay=2.0)
+    return f"next hop answered DATA 2s late for {duration:.0f}s"
+
+
+async def relay_kill(svc: Services, duration: float) -> str:
+    pid = svc.relay.pid
+    svc.relay.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(svc.relay.wait, 10)
+    await asyncio.sleep(duration)
+    await asyncio.to_thread(svc.start_relay)
+    return f"relay pid {pid} SIGKILLed with traffic in flight, restarted as pid {svc.relay.pid}"
+
+
+async def store_lock(svc: Services, duration: float) -> str:
+    def hold() -> None:
+        conn = sqlite3.connect(svc.db_path, timeout=30, isolation_level=None)
+        try:
+            conn.execute("BEGIN EXCLUSIVE")
+            time.sleep(duration)
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+
+    await asyncio.to_thread(hold)
+    return f"quarantine db held under BEGIN EXCLUSIVE by another connection for {duration:.0f}s"
+
+
+FAULTS = {f.__name__: f for f in (clamd_kill, clamd_hang, sink_refuse, sink_drop, sink_slow, relay_kill, store_lock)}
