@@ -14,7 +14,8 @@ aiosmtplib and the test follows it:
   Postfix bounces it, the DSN to the sender reaches the sink) -- never to the
   recipient;
 - personal data to an external recipient is held: listed by
-  ``relay quarantine list --json``, nothing at the sink.
+  ``relay quarantine list --json``, nothing at the sink for the recipient; the
+  shipped rule notifies the sender, and that notice reaches the sink.
 """
 
 from __future__ import annotations
@@ -189,6 +190,11 @@ def recipe(make_postfix, make_sink, start_relay, clamd, tmp_path):
     return build
 
 
+def notices(sink, qid: str) -> list:
+    """The relay's held-for-review notices to the sender naming ``qid``."""
+    return [m for m in to(sink, SENDER) if b"Your message is held for review" in m.data and qid.encode() in m.data]
+
+
 def decisions(relay, action: str) -> list[dict]:
     return [e for e in relay.events("decision") if e.get("action") == action]
 
@@ -229,7 +235,8 @@ def test_after_queue_content_filter(recipe):
     assert code == 250
     bounced = postfix.wait_for_log(r"status=bounced .*550 5\.7\.1 .*\[rule malware, clause 5\.1\]", timeout=WAIT)
     assert EXTERNAL in bounced[0]
-    dsn = wait_until(lambda: to(sink, SENDER), what="the bounce to the sender")
+    dsn = wait_until(lambda: [m for m in to(sink, SENDER) if b"multipart/report" in m.data],
+                     what="the bounce to the sender")
     assert dsn[0].mail_from in ("", "<>")
     report = message_from_bytes(dsn[0].data)
     assert report.get_content_type() == "multipart/report"
@@ -247,9 +254,11 @@ def test_after_queue_content_filter(recipe):
     assert [r["id"] for r in rows] == [qid]
     assert rows[0]["recipients"] == [EXTERNAL]
     assert "personal-data-external" in json.dumps(rows[0]["rules"])
+    notice = wait_until(lambda: notices(sink, qid), what="the relay's notice to the sender")
+    assert notice[0].mail_from in ("", "<>")
     wait_until(lambda: not postfix.queue_files(), what="Postfix's queue to empty")   # every delivery is done
     assert len(to(sink, EXTERNAL)) == 1                       # no copy of the held message went on
-    assert len(sink.messages) == 2                            # the clean message and the one bounce
+    assert len(sink.messages) == 3                            # the clean message, the bounce, the notice
 
 
 def test_before_queue_proxy_filter(recipe):
@@ -278,6 +287,9 @@ def test_before_queue_proxy_filter(recipe):
     assert [r["id"] for r in rows] == [qid]
     assert "personal-data-external" in json.dumps(rows[0]["rules"])
 
+    # the shipped rule notifies the sender: the relay sends that notice through the reinjection listener
+    wait_until(lambda: notices(sink, qid), what="the relay's notice to the sender")
     wait_until(lambda: not postfix.queue_files(), what="Postfix's queue to empty")   # every delivery is done
-    assert len(sink.messages) == 1                              # only the clean one: no DSN, no held copy
+    assert len(to(sink, EXTERNAL)) == 1                         # only the clean one: no held copy
+    assert len(sink.messages) == 2                              # and the notice; no DSN
     assert "status=bounced" not in postfix.log()
