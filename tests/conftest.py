@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.smtp",
     "tests.fixtures.clamd",
     "tests.fixtures.postgres",
+    "tests.fixtures.postfix",
 ]
