@@ -25,6 +25,7 @@ Module map: :mod:`.engine` (the combined pass), one module per family
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterable, Sequence
 from email.utils import getaddresses
 
@@ -40,6 +41,7 @@ __all__ = ["PersonalDataScanner", "detect"]
 _SAME_WIDTH = str.maketrans({"\u00a0": " ", "\u2007": " ", "\u2009": " ", "\u202f": " ", "\u2002": " ",
                              "\u2003": " ", "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-",
                              "\u2014": "-", "\u2212": "-"})
+_ODD_SPACE = re.compile("[\u00a0\u2007\u2009\u202f\u2002\u2003\u2010-\u2014\u2212]")
 
 
 def detect(chunks: Iterable[object], detectors: Iterable[object] = (),
@@ -57,7 +59,8 @@ def detect(chunks: Iterable[object], detectors: Iterable[object] = (),
         text = getattr(chunk, "text", "")
         if not text:
             continue
-        text = text.translate(_SAME_WIDTH)
+        if _ODD_SPACE.search(text):                    # translate() is slow: only when needed
+            text = text.translate(_SAME_WIDTH)
         cc = ChunkContext(text, getattr(chunk, "where", "body"), getattr(chunk, "source", "body"),
                           bool(getattr(chunk, "protected", False)))
         by_place.setdefault((cc.where, cc.protected), []).extend(scan_chunk(cc, detectors, excluded))
