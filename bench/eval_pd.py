@@ -4,9 +4,10 @@
 
 Per type (message level): a type counts as detected when a finding of it has
 confidence MEDIUM or higher (single phone numbers and addresses are LOW by
-design and are not labels). Message level "hold": any HIGH finding of kind
-personal_data, special_category, bulk_contacts or credential, against the
-corpus's ``hold`` label.
+design and are not labels). Message level "hold", as the shipped policy holds
+mail to external recipients: a personal_data finding at HIGH, or a
+special_category, bulk_contacts or credential finding at MEDIUM or HIGH;
+against the corpus's ``hold`` label.
 
 Presidio (presidio-analyzer, a dev/eval dependency) runs its predefined
 *pattern* recognizers only, no NLP model (``recognizer.analyze(text,
@@ -42,6 +43,14 @@ PRESIDIO_BULK = {"EMAIL_ADDRESS": "bulk_contacts:email_address", "PHONE_NUMBER":
                  "UK_POSTCODE": "bulk_contacts:postal_address"}
 
 
+def _holds(f) -> bool:
+    """As the shipped policy (policies/icmp-email-use.yaml) holds to external recipients:
+    personal_data at HIGH; special_category, bulk_contacts, credential from MEDIUM."""
+    if f.kind == "personal_data":
+        return f.confidence == Confidence.HIGH
+    return f.kind in HOLD_KINDS and f.confidence >= Confidence.MEDIUM
+
+
 def load(path: Path) -> list[dict]:
     with path.open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
@@ -58,7 +67,7 @@ def run_ours(items: list[dict]) -> tuple[list[set[str]], list[bool], float]:
     elapsed = time.process_time() - t0
     for findings in results:
         types.append({f"{f.kind}:{f.type}" for f in findings if f.confidence >= Confidence.MEDIUM})
-        holds.append(any(f.confidence == Confidence.HIGH and f.kind in HOLD_KINDS for f in findings))
+        holds.append(any(_holds(f) for f in findings))
     return types, holds, elapsed
 
 

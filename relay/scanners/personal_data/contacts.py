@@ -16,8 +16,9 @@ A postal address is a valid UK postcode with a street line (a house number
 and a street word: Road, Street, Lane, ...) on its line or the two before.
 Bulk: ``BULK_MIN`` distinct values of one kind -> HIGH when at least
 ``BULK_MIN`` of them sit on nearby separate lines (a list or table: entries at
-most ``LIST_GAP`` lines apart) or they number ``BULK_ANYWAY`` or more; else
-MEDIUM (addresses scattered through prose).
+most ``LIST_GAP`` lines apart); scattered through prose, MEDIUM from
+``BULK_ANYWAY`` values, LOW below (the shipped policy holds bulk_contacts
+from MEDIUM up).
 A single third-party phone number or address is reported LOW.
 """
 
@@ -203,8 +204,10 @@ def evaluate(cc: ChunkContext, phones: list[tuple[int, str]], emails: list[tuple
         if n >= BULK_MIN:
             if newlines is None:
                 newlines = [m.start() for m in _NEWLINE.finditer(text)]
-            listed = n >= BULK_ANYWAY or _longest_list(lines[type_], newlines) >= BULK_MIN
-            conf = Confidence.HIGH if listed else Confidence.MEDIUM
+            if _longest_list(lines[type_], newlines) >= BULK_MIN:
+                conf = Confidence.HIGH
+            else:
+                conf = Confidence.MEDIUM if n >= BULK_ANYWAY else Confidence.LOW
             what = type_.replace("_", " ") + "es" if type_.endswith("address") else "phone numbers"
             for value, pos in values.items():
                 hits.append(Hit("bulk_contacts", type_, value, conf, redact.count_of(n, what), pos))

@@ -43,8 +43,10 @@ def test_sender_signature_number_elsewhere_ignored():
     assert types("Ring me on 0161 496 0000 later." + SIG) == {}
 
 
-def test_prose_scattered_list_is_medium():
+def test_prose_scattered_addresses_are_low_until_many():
     text = " ".join(f"write to p{i}@gmail.com" for i in range(6))
+    assert types(text)["bulk_contacts:email_address"] == Confidence.LOW
+    text = " ".join(f"write to p{i}@gmail.com" for i in range(10))
     assert types(text)["bulk_contacts:email_address"] == Confidence.MEDIUM
 
 
@@ -78,6 +80,6 @@ def test_role_mailboxes_are_not_people():
     assert "bulk_contacts:email_address" not in types(text)
 
 
-def test_addresses_scattered_over_paragraphs_are_medium():
+def test_addresses_scattered_over_paragraphs_are_not_a_list():
     paras = [f"Paragraph {i} of prose.\nMore prose here.\nPlease copy p{i}@gmail.com on it.\nEnd." for i in range(6)]
-    assert types("\n\n".join(paras))["bulk_contacts:email_address"] == Confidence.MEDIUM
+    assert types("\n\n".join(paras))["bulk_contacts:email_address"] == Confidence.LOW
