@@ -30,9 +30,6 @@ from relay.verdict import Verdict
 
 log = structlog.get_logger("relay.pipeline")
 
-# Messages larger than this are parsed in a worker thread so one big message
-# does not stall every other session on the event loop.
-_INLINE_PARSE_BYTES = 256 * 1024
 _NO_TEXT = extract_mod.Extraction()
 
 
@@ -73,10 +70,8 @@ class Pipeline:
     async def decide(self, envelope: Envelope, raw: bytes) -> Decision:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        if len(raw) > _INLINE_PARSE_BYTES:
-            message = await asyncio.to_thread(message_mod.parse, raw, self._parse_limits)
-        else:
-            message = message_mod.parse(raw, self._parse_limits)
+        # Always off the loop: even a small message can hold an archive whose listing is CPU work.
+        message = await asyncio.to_thread(message_mod.parse, raw, self._parse_limits)
         t1 = time.perf_counter()
         timings["parse"] = t1 - t0
         extraction = await self._extract(message) if self._extracts else _NO_TEXT

@@ -46,7 +46,7 @@ class Scanner(Protocol):
 # The pipeline skips a scanner when the policy tests none of its kinds (work sized to
 # the policy); a scanner's failure (scanner_unavailable) always counts.
 SCANNERS: tuple[tuple[str, str, frozenset[str]], ...] = (
-    ("relay.scanners.antivirus", "AntivirusScanner", frozenset({"malware"})),
+    ("relay.scanners.antivirus", "AntivirusScanner", frozenset({"malware", "limit_exceeded"})),
     ("relay.scanners.filetypes", "FileTypeScanner",
      frozenset({"executable", "script", "disk_image", "macro", "dde", "type_mismatch"})),
     ("relay.scanners.protection", "ProtectionScanner",
