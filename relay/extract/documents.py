@@ -57,18 +57,12 @@ def guess(part: Part) -> str | None:
     if data[:64].lstrip().startswith(b"{\\rtf"):
         return "rtf"
     ext, ctype = part.extension, part.content_type
-    if ext in _OFFICE_EXT:
-        return _OFFICE_EXT[ext]   # claims to be one; it will fail to open, which is worth a finding
-    if ext == "xls" or ext == "doc":
-        return "ole"
-    if ext == "pdf" or ctype == "application/pdf":
-        return "pdf"
+    if ext in _OFFICE_EXT or ext in ("pdf", "xls", "doc", "rtf"):
+        return None   # named as a document but not one by its bytes: the file-type scanner reports the lie
     if ctype == "text/html" or ext in ("htm", "html", "xhtml"):
         return "html"
     if ctype in ("text/csv", "text/tab-separated-values") or ext in ("csv", "tsv"):
         return "csv"
-    if ctype == "text/rtf" or ctype == "application/rtf" or ext == "rtf":
-        return "rtf"
     if ctype.startswith("text/") or ext in _TEXT_EXT or ctype in _TEXT_TYPES:
         return "text"
     return None

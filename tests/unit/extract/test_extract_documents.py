@@ -39,8 +39,10 @@ SAMPLES = {
 
 @pytest.mark.parametrize(("name", "ctype", "payload", "expected"), [
     ("x.bin", "application/octet-stream", b"%PDF-1.7\n", "pdf"),
-    ("x.pdf", "application/pdf", b"junk", "pdf"),                # claims pdf: reading it fails, worth a finding
-    ("x.docx", "application/octet-stream", b"junk", "docx"),     # claims docx: reading it fails, worth a finding
+    ("x.pdf", "application/pdf", b"\x7fELF", None),             # a lie about the type: the file-type scanner's
+    ("x.docx", "application/octet-stream", b"junk", None),
+    ("x.rtf", "application/rtf", b"MZ", None),
+    ("x.txt", "text/plain", b"MZ", "text"),
     ("x", "application/octet-stream", b"PK\x03\x04", "zip"),
     ("x.doc", "application/msword", b"{\\rtf1 x}", "rtf"),
     ("x.htm", "application/octet-stream", b"<p>", "html"),
