@@ -15,7 +15,9 @@ aiosmtplib and the test follows it:
   recipient;
 - personal data to an external recipient is held: listed by
   ``relay quarantine list --json``, nothing at the sink for the recipient; the
-  shipped rule notifies the sender, and that notice reaches the sink.
+  shipped rule notifies the sender, and that notice reaches the sink;
+- with clamd down the relay tempfails: after-queue, Postfix defers the message
+  and keeps it; before-queue, the client gets the 451 and keeps it.
 """
 
 from __future__ import annotations
@@ -171,13 +173,13 @@ def to(sink, rcpt: str) -> list:
 
 @pytest.fixture
 def recipe(make_postfix, make_sink, start_relay, clamd, tmp_path):
-    """``recipe("content_filter" | "proxy_filter")`` -> (postfix, relay, sink, quarantine URL)."""
+    """``recipe("content_filter" | "proxy_filter", clamd_url=None)`` -> (postfix, relay, sink, quarantine URL)."""
 
-    def build(name: str):
+    def build(name: str, clamd_url: str | None = None):
         sink = make_sink()
         reinject = free_port()
         quarantine = f"sqlite:///{tmp_path}/recipe-{name}.sqlite3"
-        relay = start_relay(env={"RELAY_UPSTREAM": f"127.0.0.1:{reinject}", "RELAY_CLAMD": clamd,
+        relay = start_relay(env={"RELAY_UPSTREAM": f"127.0.0.1:{reinject}", "RELAY_CLAMD": clamd_url or clamd,
                                  "RELAY_QUARANTINE": quarantine, "RELAY_UPSTREAM_TLS": "off"},
                             policy=POLICY.read_text(encoding="utf-8"))
         main = parse_main(substitute((RECIPES / name / "main.cf.snippet").read_text(), relay.port, reinject))
@@ -293,3 +295,23 @@ def test_before_queue_proxy_filter(recipe):
     assert len(to(sink, EXTERNAL)) == 1                         # only the clean one: no held copy
     assert len(sink.messages) == 2                              # and the notice; no DSN
     assert "status=bounced" not in postfix.log()
+
+
+def test_clamd_down_after_queue_defers(recipe, clamd_down):
+    postfix, relay, sink, _ = recipe("content_filter", clamd_url=clamd_down)
+    code, _ = send(postfix.port, message("clean-with-antivirus.eml"))
+    assert code == 250                                          # Postfix has it, and keeps it
+    deferred = postfix.wait_for_log(r"status=deferred .*451 4\.7\.1 .*\[rule scanner-unavailable, clause 5\.1\]",
+                                    timeout=WAIT)
+    assert EXTERNAL in deferred[0]
+    assert postfix.queue_files("deferred") or postfix.queue_files("active")
+    assert sink.messages == []
+
+
+def test_clamd_down_before_queue_tempfails_the_client(recipe, clamd_down):
+    postfix, relay, sink, _ = recipe("proxy_filter", clamd_url=clamd_down)
+    code, text = send(postfix.port, message("clean-with-antivirus.eml"))
+    assert code == 451, text                                    # the client keeps it and retries
+    assert "[rule scanner-unavailable, clause 5.1]" in text
+    assert not postfix.queue_files()
+    assert sink.messages == []
