@@ -97,7 +97,7 @@ def _number(cc: ChunkContext, start: int, end: int, out: list[Hit], phones: list
     text = cc.text
     spans = _groups(text, start, end)
     lens = [e - s for s, e in spans]
-    digits = "".join(text[s:e] for s, e in spans)
+    digits = _SEP.sub("", text[start:end])
     if lens in ([6], [2, 2, 2]):
         hit = nino.check(cc, start, end, digits, lens)
         if hit:

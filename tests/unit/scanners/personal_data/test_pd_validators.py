@@ -84,3 +84,19 @@ def test_dates():
     assert not v.plausible_birth_date(1850, 1, 1)
     assert not v.plausible_birth_date(2999, 1, 1)
     assert v.shannon_entropy("aaaa") == 0 and v.shannon_entropy("abcd") == 2
+
+
+def test_own_nhs_and_utr_checks_agree_with_stdnum():
+    import random
+
+    from stdnum.gb import nhs as std_nhs
+    from stdnum.gb import utr as std_utr
+
+    r = random.Random(5)
+    for _ in range(20000):
+        digits = f"{r.randrange(10**10):010d}"
+        placeholder = v.is_placeholder(digits)
+        if not placeholder and not digits.startswith("999"):
+            assert v.nhs_ok(digits) == std_nhs.is_valid(digits), digits
+        if not placeholder:
+            assert v.utr_ok(digits) == std_utr.is_valid(digits), digits
