@@ -37,3 +37,11 @@ def test_password_protected_odt_gives_no_text_and_no_failure(extract_file):
 def test_broken_content_is_extraction_failed(extract_file):
     text, problems = extract_file("x.odt", g._odf("application/vnd.oasis.opendocument.text", "<office:text><text:p>"))
     assert text is None and [(p.kind, p.type) for p in problems] == [("extraction_failed", "odt")]
+
+
+def test_odp_slides(extract_file):
+    body = ('<office:presentation><draw:page xmlns:draw="d"><draw:frame><draw:text-box><text:p>Slide one</text:p>'
+            "</draw:text-box></draw:frame></draw:page><draw:page xmlns:draw=\"d\"><draw:frame><draw:text-box>"
+            "<text:p>NI QQ123456C</text:p></draw:text-box></draw:frame></draw:page></office:presentation>")
+    text, problems = extract_file("deck.odp", g._odf("application/vnd.oasis.opendocument.presentation", body))
+    assert problems == () and text.splitlines() == ["Slide one", "NI QQ123456C"]
