@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import secrets
 import time
 from typing import TYPE_CHECKING
@@ -27,6 +28,10 @@ from relay.log import decision_event
 from relay.replies import Reply
 from relay.upstream import UpstreamSession
 from relay.verdict import Action
+
+# NUL and other control characters, and bytes that were not UTF-8 (aiosmtpd keeps them as
+# surrogates): a permanent syntax error, never mirrored to the next hop.
+_BAD_ADDRESS = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 
 if TYPE_CHECKING:
     from relay.server import RelaySMTP
@@ -62,6 +67,8 @@ class RelayHandler:
                           mail_options: list[str]) -> str:
         if envelope.mail_from is not None:
             return str(replies.NESTED_MAIL)
+        if _BAD_ADDRESS.search(address):
+            return str(replies.BAD_SENDER)
         upstream = await server.upstream_session()
         try:
             answer = await upstream.mail(address, mail_options)
@@ -76,6 +83,8 @@ class RelayHandler:
                           rcpt_options: list[str]) -> str:
         if len(envelope.rcpt_tos) >= self.settings.max_recipients:
             return str(replies.TOO_MANY_RECIPIENTS)
+        if _BAD_ADDRESS.search(address):
+            return str(replies.BAD_RECIPIENT)
         upstream = await server.upstream_session()
         if not upstream.in_transaction:
             return str(replies.UPSTREAM_LOST)

@@ -109,6 +109,8 @@ TOO_MANY_RECIPIENTS = reply(452, "Too many recipients", "4.5.3")
 NEED_RCPT = reply(503, "Error: need RCPT command", "5.5.1")
 DATA_SYNTAX = reply(501, "Syntax: DATA", "5.5.4")
 NESTED_MAIL = reply(503, "Error: nested MAIL command", "5.5.1")
+BAD_SENDER = reply(501, "Bad sender address syntax: control characters or invalid UTF-8", "5.1.7")
+BAD_RECIPIENT = reply(501, "Bad recipient address syntax: control characters or invalid UTF-8", "5.1.3")
 AUTH_UNAVAILABLE = reply(502, "AUTH not available", "5.5.1")
 
 XFORWARD_IN_TRANSACTION = reply(503, "Error: XFORWARD not allowed inside a mail transaction", "5.5.1")
