@@ -144,3 +144,39 @@ async def _route(path: str, readiness: Readiness | None) -> tuple[str, bytes, st
         text = "".join(f"{k}: {v}\n" for k, v in results.items()) or "ok\n"
         return ("503 Service Unavailable" if failing else "200 OK"), text.encode(), "text/plain"
     return "404 Not Found", b"not found\n", "text/plain"
+
+
+def standard_checks(settings) -> tuple[dict[str, Check], Callable[[], Awaitable[None]]]:
+    """The readiness checks of a relay: clamd answers PING (any address: failover), the quarantine
+    store is writable (a rolled-back probe write; also refreshes ``relay_quarantine_held``), and
+    the next hop answers EHLO. Returns the checks and a ``close`` for the store they opened."""
+    import aiosmtplib
+
+    from relay.clamd import Clamd
+    from relay.quarantine import open_store
+    from relay.quarantine.store import Filter
+
+    clamd = Clamd.from_settings(settings)
+    store = open_store(settings.quarantine)
+
+    async def clamd_check() -> None:
+        await clamd.ping()
+
+    async def store_check() -> None:
+        await store.ping(write=True)
+        held = await store.list(Filter(status="held", limit=100000))
+        QUARANTINE_HELD.set(len(held))
+
+    async def next_hop_check() -> None:
+        client = aiosmtplib.SMTP(hostname=settings.upstream.host, port=settings.upstream.port,
+                                 timeout=settings.upstream_timeout, start_tls=False)
+        await client.connect()
+        try:
+            await client.ehlo()
+        finally:
+            try:
+                await client.quit()
+            except aiosmtplib.SMTPException:
+                client.close()
+
+    return {"clamd": clamd_check, "quarantine": store_check, "next_hop": next_hop_check}, store.close

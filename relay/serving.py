@@ -121,9 +121,9 @@ async def serve(settings: Settings, shutdown_trigger: Trigger | None = None, *,
     state = ServerState(settings, handler, upstream, upstream.local_hostname, tls_context)
     sock = bind_socket(settings.listen, reuse_port=settings.workers > 1)
     server = await loop.create_server(state.factory, sock=sock, backlog=512)
-    metrics_server = None
+    metrics_server = metrics_close = None
     if settings.metrics is not None and not os.environ.get("RELAY_WORKER_OF"):
-        metrics_server = await _start_metrics(settings, upstream)
+        metrics_server, metrics_close = await start_metrics(settings)
     bound = sock.getsockname()[:2]
     log.info("serving", listen=f"{bound[0]}:{bound[1]}", upstream=str(settings.upstream), pid=os.getpid(),
              policy_version=pipeline.policy.version, tls=tls_context is not None)
@@ -142,6 +142,7 @@ async def serve(settings: Settings, shutdown_trigger: Trigger | None = None, *,
         await _drain(state, settings.shutdown_grace)
         if metrics_server is not None:
             metrics_server.close()
+            await metrics_close()
         if collaborators.close is not None:
             await collaborators.close()
         log.info("stopped", pid=os.getpid())
@@ -179,15 +180,10 @@ async def _reload_loop(trigger: Trigger, handler: RelayHandler) -> None:
         log.info("policy.reloaded", path=str(path), version=policy.version)
 
 
-async def _start_metrics(settings: Settings, upstream: Upstream):
+async def start_metrics(settings: Settings):
+    """/metrics, /healthz and /readyz (clamd, quarantine store, next hop); returns the server and a close."""
     from relay import metrics
 
-    async def next_hop() -> None:
-        session = upstream.session()
-        try:
-            await session.open()
-        finally:
-            session.close()
-
-    readiness = metrics.Readiness({"next_hop": next_hop})
-    return await metrics.serve_http(settings.metrics.host, settings.metrics.port, readiness)
+    checks, close = metrics.standard_checks(settings)
+    server = await metrics.serve_http(settings.metrics.host, settings.metrics.port, metrics.Readiness(checks))
+    return server, close

@@ -108,11 +108,11 @@ async def _supervise(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, forward, signal.SIGHUP)
-    metrics_server = None
+    metrics_server = metrics_close = None
     if settings.metrics is not None:
-        from relay import metrics
+        from relay.serving import start_metrics
 
-        metrics_server = await metrics.serve_http(settings.metrics.host, settings.metrics.port, None)
+        metrics_server, metrics_close = await start_metrics(settings)
     for slot in range(settings.workers):
         start(slot)
     log.info("supervising", workers=settings.workers, pids=[p.pid for p, _ in procs.values()])
@@ -145,5 +145,6 @@ async def _supervise(settings: Settings) -> int:
         codes.append(proc.exitcode)
     if metrics_server is not None:
         metrics_server.close()
+        await metrics_close()
     log.info("stopped", exitcodes=codes)
     return 1 if failed or any(code != 0 for code in codes) else 0
