@@ -5,8 +5,10 @@ Health Awareness Week"), not data about someone. A term is reported only when
 an identified person is within ``WINDOW`` characters either side:
 
 * a titled name (``Mr Patel``, ``Dr. Jones``), a common given name and a
-  surname (``Priya Shah``; data/first_names.txt), or a given name as a
-  sentence's subject ("Sarah has been signed off sick"),
+  surname (``Priya Shah``; data/first_names.txt), a given name as a
+  sentence's subject ("Sarah has been signed off sick"), or any two
+  capitalised words as one ("Carolyn Moore is ...") unless a word marks an
+  organisation, place or event (``_NOT_NAMES``: Health, Union, Party, ...),
 * a role or relation (patient, employee, student, my son, ...: data/person_context.txt),
 * a pronoun (he, she, his, her) as in "she has been diagnosed with ...",
 * a personal identifier found in the same chunk (NINO, NHS number, date of birth, ...).
@@ -34,6 +36,17 @@ TITLED_NAME = re.compile(r"(?<![A-Za-z])(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ \t]+[^
 FIRST_NAMES = load_words("first_names.txt")
 _NAME_SUBJECT = re.compile(r"(?<![A-Za-z])([A-Z][a-z]+)(?:'s\b|[ \t]+(?:has|have|had|is|was|will|from|who|told|"
                            r"said|says|asked|mentioned)\b)")
+# "Carolyn Moore is ...": any two capitalised words as a sentence's subject, unless one of
+# them says it is an organisation, a place or an event rather than a person
+_PROPER_SUBJECT = re.compile(r"(?<![A-Za-z])([A-Z][a-z]+)[ \t]+([A-Z][a-z'\-]+)[ \t]+(?:is|has|was|had|will|"
+                             r"told|said|says|asked)\b")
+_NOT_NAMES = frozenset("""the this that these our your their my his her its a an and of for in on at to new old
+health mental public union party labour conservative council university college school hospital trust service
+services group team office centre center church mosque temple society association foundation board committee
+department ministry police court street road week day month year awareness research policy project programme
+fund charity club company ltd limited plc bank news press media national royal british european english
+international global general annual monday tuesday wednesday thursday friday saturday sunday january february
+march april may june july august september october november december""".split())
 _CAP_PAIR = re.compile(r"(?<![A-Za-z])([A-Z][a-z]+)[ \t]+[A-Z][a-z'\-]+")
 # terms that are also given names or surnames: "Christian Mason" is a person, not a religion
 _NAME_LIKE_TERMS = frozenset({"christian", "arab", "roma", "stroke", "cancer", "gay"})
@@ -87,7 +100,9 @@ def _named(text: str, lo: int, hi: int) -> bool:
     """A "Firstname Surname" pair whose first word is a common given name, or
     a given name as the subject of a sentence ("Sarah has ...", "Sarah's ...")."""
     return any(m.group(1).lower() in FIRST_NAMES for m in _CAP_PAIR.finditer(text, lo, hi)) or \
-        any(m.group(1).lower() in FIRST_NAMES for m in _NAME_SUBJECT.finditer(text, lo, hi))
+        any(m.group(1).lower() in FIRST_NAMES for m in _NAME_SUBJECT.finditer(text, lo, hi)) or \
+        any(m.group(1).lower() not in _NOT_NAMES and m.group(2).lower() not in _NOT_NAMES
+            for m in _PROPER_SUBJECT.finditer(text, lo, hi))
 
 
 def _person_word(cc: ChunkContext, start: int, end: int) -> bool:

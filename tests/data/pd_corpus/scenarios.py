@@ -205,9 +205,32 @@ def p_hr_form(g: Gen):
     return text, {PD + "uk_nino", PD + "date_of_birth", PD + "uk_bank_account"}, [nino, acct]
 
 
+def p_wild(g: Gen):
+    """Phrasings written after the detectors were tuned, kept to measure generalisation."""
+    first, last, title = g.person()
+    nino, nhs, card, iban, utr = g.nino(), g.nhs(), g.card(), g.iban(), g.utr()
+    sc, acct = g.sort_account()
+    options = [
+        (f"Hiya - {first}'s NI is {nino}, sorry forgot to put it on the form!", PD + "uk_nino", nino),
+        (f"re the claim: {first} {last} / NINO: {nino} / tel to follow", PD + "uk_nino", nino),
+        (f"Patient {first} {last} (NHS {nhs}) missed the clinic today.", PD + "nhs_number", nhs),
+        (f"Can you check the record for NHS no {nhs}? Mum's details are wrong.", PD + "nhs_number", nhs),
+        (f"ok so the card is {card} and the expiry is on the back, I'll text you the code", PD + "payment_card", card),
+        (f"My debit card: {card}", PD + "payment_card", card),
+        (f"Refund please to my IBAN\n{iban}\nthanks", PD + "iban", iban),
+        (f"his UTR (self assessment) = {utr}", PD + "uk_utr", utr),
+        (f"Acc {acct} sort {sc} - pls pay by Friday", PD + "uk_bank_account", acct),
+        (f"{title} {last} (d.o.b. {g.dob()}) has been referred.", PD + "date_of_birth", ""),
+        (f"{first} told me in confidence she's been having chemotherapy.", "special_category:health", ""),
+        (f"FYI {first} {last} has a conviction for fraud, HR need to know.", "special_category:criminal", ""),
+    ]
+    text, label, value = g.r.choice(options)
+    return text, {label}, [value] if value else []
+
+
 POSITIVES = [(p_nino, 10), (p_nhs, 8), (p_card, 10), (p_iban, 8), (p_bank, 7), (p_passport, 6), (p_licence, 6),
              (p_utr, 6), (p_dob, 8), (p_special, 12), (p_password, 5), (p_token, 5), (p_key, 3), (p_bulk, 8),
-             (p_table, 6), (p_hr_form, 3)]
+             (p_table, 6), (p_hr_form, 3), (p_wild, 12)]
 
 
 # ------------------------------------------------------------------ hard negatives
@@ -290,7 +313,22 @@ def n_sites(g: Gen):
         f"- {g.f.city()} depot, {g.f.postcode()}" for _ in range(g.r.randint(5, 9)))
 
 
-NEGATIVES = [n_order, n_isbn, n_test_card, n_topic, n_dates, n_contact, n_thread, n_roles, n_sites]
+def n_wild(g: Gen):
+    """Hard negatives written after the detectors were tuned."""
+    return g.r.choice([
+        f"Your booking reference is {g.nhs_digits()} - keep it for check-in.",
+        f"Case no. {g.utr()} has been closed by the tribunal office.",
+        f"Part no {g.card_digits()} is back in stock at the warehouse.",
+        "The NHS Confederation conference is on 12 June; the ticket is 4 hours long.",
+        f"Dr {g.f.last_name()} is presenting new research on cancer screening at the seminar.",
+        "New staff password policy: passwords must be changed every 90 days.",
+        f"Our VAT number is GB {g.r.randint(100, 999)} {g.r.randint(1000, 9999)} {g.r.randint(10, 99)}.",
+        f"Company number {g.r.randint(1000000, 9999999):08d}, registered in England.",
+        f"Please use PO {g.passport()} on the invoice.",
+    ])
+
+
+NEGATIVES = [n_order, n_isbn, n_test_card, n_topic, n_dates, n_contact, n_thread, n_roles, n_sites, n_wild]
 FILLER = ["Hope you're well.", "Thanks for the quick reply.", "Let me know if anything else is needed.",
           "I'll be out of office on Friday.", "See the notes from yesterday's meeting below.",
           "Could we move the call to 3pm?", "The report is attached for your review.",

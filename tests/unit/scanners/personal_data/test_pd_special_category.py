@@ -58,3 +58,9 @@ def test_evidence_does_not_repeat_the_term():
                                   "Sarah has been off with depression, please keep this between us."])
 def test_given_name_as_subject(text):
     assert types(text).get("special_category:health") == Confidence.HIGH
+
+
+def test_any_proper_name_as_subject_but_not_organisations():
+    assert types("Zainab Okonkwo is a practising Muslim.")["special_category:religion"] == Confidence.HIGH
+    assert types("Labour Party has members in the union; union membership is up.") == {}
+    assert "special_category:health" not in types("Public Health is reviewing cancer screening.")
