@@ -101,7 +101,7 @@ class Part:
         charset = self.charset or "utf-8"
         try:
             return self.payload.decode(charset, errors="replace")
-        except LookupError:
+        except (LookupError, ValueError):     # ValueError: a NUL or a lone surrogate in the charset name
             return self.payload.decode("utf-8", errors="replace")
 
     def header(self, name: str) -> str | None:

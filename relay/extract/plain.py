@@ -32,7 +32,7 @@ def _codec(name: str) -> str | None:
         return "cp1252"
     try:
         return codecs.lookup(name).name
-    except LookupError:
+    except (LookupError, ValueError):      # ValueError: a NUL or a lone surrogate in the name
         return None
 
 

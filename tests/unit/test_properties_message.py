@@ -128,3 +128,16 @@ def test_the_seeds_themselves_parse_within_bounds():
     bomb = parse(SEEDS[-1], LIMITS)
     assert ("limit_exceeded", "max_archive_members") in {(f.kind, f.type) for f in bomb.problems} or \
            ("limit_exceeded", "max_parts") in {(f.kind, f.type) for f in bomb.problems}
+
+
+def test_hostile_charset_names_decode_with_replacement_never_raise():
+    """Found by fuzz/fuzz_message.py: a NUL or a non-UTF-8 byte in a charset name made codecs.lookup
+    raise ValueError, so text extraction failed and the shipped policy tempfailed the message forever."""
+    from relay.extract import plain
+
+    for charset in (b'"utf-8\x00x"', b"utf\xff8", b"\x00"):
+        raw = (b"From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=" + charset
+               + b"\r\n\r\nHello Carol.\r\n")
+        part = parse(raw).root
+        assert "Hello Carol." in part.text()
+        assert "Hello Carol." in plain.decode(part.payload, part.charset)
