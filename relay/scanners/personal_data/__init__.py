@@ -25,7 +25,6 @@ Module map: :mod:`.engine` (the combined pass), one module per family
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterable, Sequence
 from email.utils import getaddresses
 
@@ -41,7 +40,7 @@ __all__ = ["PersonalDataScanner", "detect"]
 _SAME_WIDTH = str.maketrans({"\u00a0": " ", "\u2007": " ", "\u2009": " ", "\u202f": " ", "\u2002": " ",
                              "\u2003": " ", "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-",
                              "\u2014": "-", "\u2212": "-"})
-_ODD_SPACE = re.compile("[\u00a0\u2007\u2009\u202f\u2002\u2003\u2010-\u2014\u2212]")
+_ODD_CHARS = tuple(chr(c) for c in _SAME_WIDTH)
 
 
 def detect(chunks: Iterable[object], detectors: Iterable[object] = (),
@@ -59,7 +58,7 @@ def detect(chunks: Iterable[object], detectors: Iterable[object] = (),
         text = getattr(chunk, "text", "")
         if not text:
             continue
-        if _ODD_SPACE.search(text):                    # translate() is slow: only when needed
+        if not text.isascii() and any(c in text for c in _ODD_CHARS):   # translate() is slow
             text = text.translate(_SAME_WIDTH)
         cc = ChunkContext(text, getattr(chunk, "where", "body"), getattr(chunk, "source", "body"),
                           bool(getattr(chunk, "protected", False)))

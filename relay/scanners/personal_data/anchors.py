@@ -64,9 +64,14 @@ class _Hyperscan:
         self.db.scan(data, match_event_handler=on_match, scratch=scratch)
         ascii_text = len(data) == len(text)
         hits = []
+        chars = done = 0                    # byte -> str offsets, decoded once, in order
         for to, idx in sorted(found):
             word, family, category = ENTRIES[idx]
-            end = to if ascii_text else len(data[:to].decode("utf-8", "ignore"))
+            if ascii_text:
+                end = to
+            else:                           # anchors are ASCII, so ``to`` is on a character boundary
+                chars += len(data[done:to].decode("utf-8", "surrogatepass"))
+                done, end = to, chars
             hits.append((end - len(word), end, family, category, word))
         return hits
 

@@ -56,7 +56,6 @@ _QUOTED_HEADER = re.compile(r"[ \t>]*(?:from|to|cc|bcc|sent|reply-to|date)[ \t]*
 _QUOTE_START = re.compile(r"-{2,}\s*(?:original|forwarded) message|(?:from|sent|to|cc|subject):|on .{4,80} wrote:$"
                           r"|>", re.I)
 _NEWLINE = re.compile("\n")
-_LOCAL = re.compile(r"[A-Za-z0-9._%+\-']{1,64}$")
 _STREET = re.compile(
     r"(?<![0-9A-Za-z])[0-9]{1,4}[A-Za-z]?,?[ \t]+(?:[A-Z][A-Za-z'\-]+[ \t]+){1,3}"
     r"(?:Road|Rd|Street|St|Lane|Ln|Avenue|Ave|Close|Drive|Dr|Way|Place|Pl|Court|Ct|Gardens|Gdns|Crescent"
@@ -144,11 +143,15 @@ def _rough_e164(raw: str) -> str:
     return "+44" + digits[1:] if digits.startswith("0") and len(digits) in (10, 11) else ""
 
 
+_LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-'")
+
+
 def email_at(text: str, at: int, domain_end: int) -> str:
-    m = _LOCAL.search(text, max(0, at - 64), at)
-    if not m:
-        return ""
-    local = m.group().lstrip(".'")
+    """The address whose ``@`` is at ``at``: its local part read backwards (at most 64 characters)."""
+    i, lo = at, max(0, at - 64)
+    while i > lo and text[i - 1] in _LOCAL_CHARS:
+        i -= 1
+    local = text[i:at].lstrip(".'")
     if not local:
         return ""
     return (local + text[at:domain_end]).lower()
