@@ -133,7 +133,9 @@ def test_two_processes_share_one_postgres_store(postgres_url, make_decision, tmp
         controller.stop()
     assert out.returncode == 0, out.stderr
     assert f"released {qid}" in out.stdout
-    assert received == [("alice@example.ac.uk", ["bob@example.org"], decision.message.raw)]
+    rules = ", ".join(m.rule_id for m in decision.verdict.matches if not m.monitor)
+    tags = f"X-Policy-Action: tag\r\nX-Policy-Rules: {rules}\r\n".encode()   # released mail is tagged
+    assert received == [("alice@example.ac.uk", ["bob@example.org"], tags + decision.message.raw)]
 
     async def status():
         async with open_store(postgres_url) as store:

@@ -3,6 +3,7 @@
 import importlib
 import pkgutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 import sys
 
 import relay
@@ -18,9 +19,14 @@ def test_every_module_imports_alone():
     modules = list(all_modules())
     assert len(modules) > 10
     code = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\n"
-    for name in modules:
-        result = subprocess.run([sys.executable, "-c", code, name], capture_output=True, text=True)
-        assert result.returncode == 0, f"{name} does not import alone:\n{result.stderr}"
+
+    def one(name):
+        result = subprocess.run([sys.executable, "-c", code, name], capture_output=True, text=True, timeout=120)
+        return name, result
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for name, result in pool.map(one, modules):
+            assert result.returncode == 0, f"{name} does not import alone:\n{result.stderr}"
 
 
 def test_modules_stay_small():

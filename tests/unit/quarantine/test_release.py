@@ -40,7 +40,10 @@ def test_release_reports_the_next_hop_reply_and_logs_without_body(tmp_path, make
             return done, logs
 
     done, logs = asyncio.run(go())
-    assert sent == [("alice@example.ac.uk", ("bob@example.org",), decision.message.raw, ())]
+    # the stored original, tagged like forwarded mail (no DKIM key in these settings)
+    rules = ", ".join(r["id"] for r in done.message.rules)
+    tags = f"X-Policy-Action: tag\r\nX-Policy-Rules: {rules}\r\n".encode()
+    assert sent == [("alice@example.ac.uk", ("bob@example.org",), tags + decision.message.raw, ())]
     assert done.reply == "250 2.0.0 Ok: queued as ABC"
     assert "Ok: queued as ABC" in done.message.history[-1].note
     assert [e["event"] for e in logs] == ["quarantine.release"]
