@@ -4,7 +4,7 @@ Every setting is a field of :class:`Settings` with its parser, its environment
 variable (``RELAY_`` + upper-case name) and a one-line description. Precedence:
 built-in default < TOML file (``--config`` or ``RELAY_CONFIG``) < environment.
 An unknown key or a bad value raises :class:`ConfigError` naming the key, where
-it came from and what was expected. The README's configuration reference is
+it came from and what was expected. The configuration reference in docs/admin.md is
 checked against :func:`describe` by a test.
 """
 
