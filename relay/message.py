@@ -18,7 +18,8 @@ Problem types -- ``malformed``: ``broken_boundary`` (no boundary parameter,
 no delimiter, no close delimiter), ``bad_base64``, ``bad_transfer_encoding``
 (unknown, or on a multipart), ``encoded_message_rfc822`` (an attached message
 sent base64/QP, which RFC 2046 forbids), ``duplicate_header`` (two From,
-Subject, Content-Type...), ``nul_in_header``, ``bad_header``,
+Subject, Content-Type...), ``nul_in_header``, ``nul_in_text`` (NUL bytes
+in a text part that is not UTF-16/32), ``bad_header``,
 ``bad_filename``, ``bad_archive``, ``unsupported_compression``,
 ``bad_structure``, ``unparseable``; ``limit_exceeded``: ``max_mime_depth``,
 ``max_parts`` (MIME parts and archive members together),
@@ -268,6 +269,8 @@ class _Walker:
                 children.append(self.part(buf, start, end, f"{index}.1", depth + 1))
         else:
             payload = self._decode(buf[start:end], cte, where)
+            if ctype.startswith("text/") and _stray_nul(payload, charset):
+                self.problem("malformed", "nul_in_text", where)   # NULs split words a reader never sees split
             label = Part(index, ctype, filename).label
             archive, members = self._members(payload, filename, index, label, 1)
             children.extend(members)
@@ -339,6 +342,14 @@ class _Walker:
             data = data[:room]
         self.budget.used += len(data)
         return data
+
+
+def _stray_nul(payload: bytes, charset: str) -> bool:
+    """NUL bytes in text that is not UTF-16/32 (declared, by BOM, or BOM-less: every other byte NUL)."""
+    if b"\x00" not in payload or charset.startswith(("utf-16", "utf-32")) or payload[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return False
+    even, odd = payload[0::2].count(0), payload[1::2].count(0)
+    return not (max(even, odd) > len(payload) // 2 * 0.8 and min(even, odd) < len(payload) // 2 * 0.1)
 
 
 def _cte(msg: Message) -> str:

@@ -173,6 +173,7 @@ HELD = [  # (name, raw, the finding type the decision must show)
     ("unknown-cte", _leaf(b"x-evil", b"hello"), "bad_transfer_encoding"),
     ("encoded-multipart", _leaf(b"base64", b"LS1CDQo=", b"multipart/mixed; boundary=B"), None),
     ("nul-in-header", HEAD.replace(b"Subject: files", b"Subject: fi\x00les") + b"\r\nhello\r\n", "nul_in_header"),
+    ("nul-in-body", HEAD + b"\r\nthe NHS number is 9\x0043 476 5\x00919\r\n", "nul_in_text"),
     ("no-boundary", _leaf(b"7bit", b"--B\r\nContent-Type: text/plain\r\n\r\nx", b"multipart/mixed"), "broken_boundary"),
 ]
 

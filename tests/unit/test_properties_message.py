@@ -141,3 +141,19 @@ def test_hostile_charset_names_decode_with_replacement_never_raise():
         part = parse(raw).root
         assert "Hello Carol." in part.text()
         assert "Hello Carol." in plain.decode(part.payload, part.charset)
+
+
+def test_nul_bytes_in_text_are_malformed_but_utf16_text_is_not():
+    """NULs interleaved in text hide it from the scanners ("9\\x0043 476 5919" is no NHS number to a regex)
+    while a mail reader drops them: found by the hostile tests, the shipped policy now holds such mail."""
+    head = b"From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: text/plain%s\r\n"
+    def types(raw: bytes) -> set[str]:
+        return {f.type for f in parse(raw).problems}
+    assert "nul_in_text" in types(head % b"" + b"\r\nNHS number 9\x0043 476 5919\r\n")
+    assert "nul_in_text" in types(head % b"; charset=utf-8" + b"Content-Transfer-Encoding: base64\r\n\r\nOQA0MyA0NzYgNTkxOQ==\r\n")
+    utf16 = "NHS number 943 476 5919\r\n".encode("utf-16-le")
+    assert "nul_in_text" not in types(head % b"; charset=utf-16le" + b"\r\n" + utf16)
+    assert "nul_in_text" not in types(head % b"" + b"\r\n" + b"\xff\xfe" + utf16)
+    assert "nul_in_text" not in types(head % b"" + b"\r\n" + utf16)                      # BOM-less, all of it
+    assert "nul_in_text" in types(head % b"" + b"\r\n" + utf16 + b"then 9\x0043 476 5919 in ASCII" * 20)
+    assert types(head % b"" + b"\r\nno NUL here\r\n") == set()
