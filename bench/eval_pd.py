@@ -167,7 +167,12 @@ def main() -> int:
                 print("\n".join(c["text"] for c in it["chunks"])[:1500])
     if args.no_presidio:
         return 0
-    pres_t, pres_h, pres_s = run_presidio(items)
+    try:
+        pres_t, pres_h, pres_s = run_presidio(items)
+    except ImportError as exc:
+        print(f"\nPresidio comparison needs presidio-analyzer (eval-only): .venv/bin/pip install "
+              f"'presidio-analyzer>=2.2' ({exc}); or run with --no-presidio", file=sys.stderr)
+        return 2
     pres = per_type(items, pres_t)
     shared = sorted(set(PRESIDIO_MAP.values()) | set(PRESIDIO_BULK.values()))
     print("\nside by side with Presidio pattern recognizers (shared types)")
