@@ -68,7 +68,9 @@ Problems (``Extraction.problems``, never exceptions):
 
 from __future__ import annotations
 
+import re
 import time
+import unicodedata
 from dataclasses import dataclass
 
 from relay.extract import documents, plain
@@ -78,6 +80,17 @@ from relay.findings import Confidence, Finding
 from relay.message import ParsedMessage, Part
 
 __all__ = ["ExtractLimits", "Extraction", "TextChunk", "extract", "html_to_text"]
+
+# What a reader never sees (zero-width characters, soft hyphens, bidi and other format
+# controls) is dropped, and compatibility forms (fullwidth digits, ligatures) folded (NFKC),
+# so "9<U+200B>43 476 5919" or fullwidth digits read to a scanner as they read to a person.
+_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+                        "\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]")
+
+
+def visible(text: str) -> str:
+    """``text`` as a reader sees it (see ``_INVISIBLE``); ASCII is returned as it is."""
+    return text if text.isascii() else unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +139,7 @@ class _Run:
         self.problems.append(Finding(kind, type_, Confidence.HIGH, 1, where, evidence))
 
     def add(self, where: str, text: str, source: str, kind: str) -> None:
+        text = visible(text)
         if not text or text.isspace():
             return
         size = len(text) if len(text) * 4 <= self.room else len(text.encode("utf-8", "surrogatepass"))

@@ -108,3 +108,19 @@ def test_the_property_is_not_vacuous(decide):
     assert decide(env, broken).verdict.action == Action.HOLD
     clean = b"From: alice@example.ac.uk\r\nTo: carol@example.ac.uk\r\nSubject: lunch\r\n\r\nSee you at one.\r\n"
     assert decide(env, clean).verdict.action == Action.ACCEPT
+
+
+@pytest.mark.parametrize("number", ["9\u200b43 476 5919", "943\u00ad 476 5919", "9\u200d4\u200d3 476 5919",
+                                    "\u202d943 476 5919\u202c", "\ufeff943 476\u2060 5919",
+                                    "\uff19\uff14\uff13 \uff14\uff17\uff16 \uff15\uff19\uff11\uff19"],
+                         ids=["zwsp", "soft-hyphen", "zwj", "bidi-override", "bom-word-joiner", "fullwidth"])
+def test_invisible_and_fullwidth_characters_do_not_hide_personal_data(decide, number):
+    """Found by the hostile tests: characters a reader never sees (or sees as plain digits) hid an NHS
+    number from the scanner and the message was accepted; extraction now reads text as a person does."""
+    env = Envelope("alice@example.ac.uk", ("bob@partner.example.com",), client_address="127.0.0.1")
+    raw = ("From: alice@example.ac.uk\r\nTo: bob@partner.example.com\r\nSubject: hi\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+           f"Hello Bob, the patient's NHS number is {number} as requested.\r\n").encode()
+    decision = decide(env, raw)
+    assert decision.verdict.action == Action.HOLD
+    assert ("personal_data", "nhs_number") in {(f.kind, f.type) for f in decision.findings}
