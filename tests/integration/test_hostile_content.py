@@ -207,3 +207,40 @@ def test_oversized_header_is_552_and_a_huge_body_line_goes_through_whole(start_r
     [captured] = sink.wait_for_messages(1)
     assert captured.data.endswith(b"\r\n\r\n" + line + b"\r\n")
     assert [e["reply"][:3] for e in relay.events("decision")] == ["552", "250"]
+
+
+@pytest.mark.clamd
+def test_detected_personal_data_never_reaches_the_log_the_headers_the_quarantine_list_or_the_notice(
+        start_relay, make_sink):
+    """Invariant 7 end to end: personal data in the subject and body, tagged (internal) and held (external)."""
+    import subprocess
+    import sys
+
+    sink = make_sink()
+    relay = start_relay({"RELAY_UPSTREAM": f"127.0.0.1:{sink.port}"}, policy=SHIPPED)
+    values = ["943 476 5919", "JG 10 37 59 A"]
+    forms = values + [v.replace(" ", "") for v in values]
+    body = (b"Subject: patient 943 476 5919\r\nMIME-Version: 1.0\r\n\r\nThe patient's NHS number is 943 476 5919 and "
+            b"her national insurance number is JG 10 37 59 A.\r\n")
+    internal = b"From: alice@example.ac.uk\r\nTo: carol@example.ac.uk\r\nMessage-ID: <pd1@example.ac.uk>\r\n" + body
+    external = b"From: alice@example.ac.uk\r\nTo: bob@partner.example.com\r\nMessage-ID: <pd2@example.ac.uk>\r\n" + body
+    assert send(relay.port, "alice@example.ac.uk", ["carol@example.ac.uk"], internal)[0] == 250
+    code, text = send(relay.port, "alice@example.ac.uk", ["bob@partner.example.com"], external)
+    assert code == 250 and "held for review" in text, text
+    events = relay.wait_for_event("decision", 2)
+    assert {e["action"] for e in events} == {"tag", "hold"}
+    assert any(f["kind"] == "personal_data" for e in events for f in e["findings"])
+    log = relay.log_path.read_text(encoding="utf-8")
+    listed = subprocess.run([sys.executable, "-m", "relay.cli", "quarantine", "list", "--json"], capture_output=True,
+                            text=True, timeout=60, stdin=subprocess.DEVNULL, cwd=ROOT,
+                            env={"PATH": "/usr/bin:/bin", "RELAY_QUARANTINE": f"sqlite:///{relay.log_path.parent}/quarantine.sqlite3"})
+    assert listed.returncode == 0 and json.loads(listed.stdout), listed.stderr
+    delivered = sink.wait_for_messages(1)
+    headers_out = b"".join(m.data.partition(b"\r\n\r\n")[0] for m in delivered)
+    ours = b"\r\n".join(line for line in headers_out.split(b"\r\n") if line.lower().startswith(b"x-policy"))
+    assert ours                                                   # the tag headers are there ...
+    for form in forms:                                            # ... and carry none of it; nor do log and list
+        assert form not in log, form
+        assert form not in listed.stdout, form
+        assert form.encode() not in ours, form
+
