@@ -5,18 +5,28 @@ be scanned (clause 5.1) *and* is how personal data should travel (clause
 5.3); protection that keeps nothing secret is named as such.
 
 Message level (the message's own MIME tree; forwarded messages inside
-``message/rfc822`` are not the message):
+``message/rfc822`` are not the message). ``encrypted_message`` means the
+*whole* message is encrypted, since the policy relaxes the personal-data
+rules for it:
 
-- S/MIME: ``application/(x-)pkcs7-mime`` with ``smime-type=enveloped-data``
-  or ``authEnveloped-data`` (or, without the parameter, an envelopedData
-  OID in the DER) -> ``encrypted_message smime``; ``signed-data`` ->
-  ``signed_message smime``; ``multipart/signed`` with a pkcs7-signature
-  protocol -> ``signed_message smime``.
-- PGP/MIME: ``multipart/encrypted`` (``application/pgp-encrypted``) ->
-  ``encrypted_message pgp``; ``multipart/signed`` with
-  ``application/pgp-signature`` -> ``signed_message pgp``; inline armour in
-  a text body: ``-----BEGIN PGP MESSAGE-----`` -> ``encrypted_message pgp``,
+- S/MIME: the root is ``application/(x-)pkcs7-mime`` with
+  ``smime-type=enveloped-data`` or ``authEnveloped-data`` (or, without the
+  parameter, an envelopedData OID in the DER) -> ``encrypted_message smime``;
+  ``signed-data`` -> ``signed_message smime``; ``multipart/signed`` with a
+  pkcs7-signature protocol -> ``signed_message smime``.
+- PGP/MIME: the root is ``multipart/encrypted`` (``application/pgp-encrypted``)
+  -> ``encrypted_message pgp``; ``multipart/signed`` with
+  ``application/pgp-signature`` -> ``signed_message pgp``.
+- A ``multipart/signed`` root whose signed body is one of the above (signed
+  after encrypting) is an encrypted message too.
+- Inline PGP: every leaf of the message is a text body that is one armoured
+  ``-----BEGIN PGP MESSAGE-----`` ... ``-----END PGP MESSAGE-----`` block (or
+  an OpenPGP-encrypted file) -> ``encrypted_message pgp``; a body that merely
+  mentions the armour line is not encrypted. A body containing
   ``-----BEGIN PGP SIGNED MESSAGE-----`` -> ``signed_message pgp``.
+- An encrypted part beside readable ones (an attached ``.p7m``, a
+  ``multipart/encrypted`` inside ``multipart/mixed``) is ``encrypted_content
+  smime|pgp`` of that part: the rest of the message travels readable.
 
 Files (every leaf, archive members included):
 
@@ -66,29 +76,75 @@ def _own_parts(part: Part) -> Iterator[Part]:
             yield from _own_parts(child)
 
 
+def _encryption(part: Part) -> str:
+    """"smime" or "pgp" if this MIME part is itself encrypted (S/MIME enveloped, PGP/MIME), else ""."""
+    ctype = part.content_type
+    if ctype in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
+        params, head = _params(part), part.payload[:64]
+        if "smime-type=enveloped-data" in params or "smime-type=authenveloped-data" in params \
+                or _ENVELOPED_OID in head or _AUTH_ENVELOPED_OID in head:
+            return "smime"
+    elif ctype == "multipart/encrypted" and "pgp-encrypted" in _params(part):
+        return "pgp"
+    return ""
+
+
+def _signing(part: Part) -> str:
+    ctype, params = part.content_type, _params(part)
+    if ctype in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
+        if not _encryption(part) and ("smime-type=signed-data" in params or _SIGNED_OID in part.payload[:64]):
+            return "smime"
+    elif ctype == "multipart/signed":
+        if "pkcs7-signature" in params:
+            return "smime"
+        if "pgp-signature" in params:
+            return "pgp"
+    elif ctype.startswith("text/") and _is_body(part) and b"-----BEGIN PGP SIGNED MESSAGE-----" in part.payload:
+        return "pgp"
+    return ""
+
+
+def _armoured(part: Part) -> bool:
+    """A text body that is one PGP message and nothing else."""
+    if not (part.content_type.startswith("text/") and _is_body(part)):
+        return False
+    text = part.payload.strip()
+    return text.startswith(b"-----BEGIN PGP MESSAGE-----") and text.endswith(b"-----END PGP MESSAGE-----")
+
+
+def _message_encryption(message: ParsedMessage) -> tuple[str, Part | None]:
+    """The encryption of the *whole* message, and the part that carries it.
+
+    Only the root counts (or the body of a ``multipart/signed`` root: signed
+    after encrypting); an encrypted part beside plain ones is encrypted
+    content of that part (:func:`file_protection`), since the plain parts
+    still travel readable. Inline PGP counts when every leaf of the message
+    is an armoured body or an OpenPGP-encrypted file, at least one a body.
+    """
+    root = message.root
+    kind = _encryption(root)
+    if kind:
+        return kind, root
+    if root.content_type == "multipart/signed" and root.children:
+        kind = _encryption(root.children[0])
+        if kind:
+            return kind, root.children[0]
+    leaves = [p for p in _own_parts(root) if not p.content_type.startswith("multipart/")]
+    bodies = [p for p in leaves if _armoured(p)]
+    if bodies and all(p in bodies or (not _is_body(p) and pgp_file(p)) for p in leaves):
+        return "pgp", bodies[0]
+    return "", None
+
+
 def message_protection(message: ParsedMessage) -> list[Finding]:
     found: dict[tuple[str, str], str] = {}
+    kind, carrier = _message_encryption(message)
+    if carrier is not None:
+        found[("encrypted_message", kind)] = carrier.label
     for part in _own_parts(message.root):
-        ctype, params, where = part.content_type, _params(part), part.label
-        if ctype in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
-            head = part.payload[:64]
-            if "smime-type=enveloped-data" in params or "smime-type=authenveloped-data" in params \
-                    or _ENVELOPED_OID in head or _AUTH_ENVELOPED_OID in head:
-                found.setdefault(("encrypted_message", "smime"), where)
-            elif "smime-type=signed-data" in params or _SIGNED_OID in head:
-                found.setdefault(("signed_message", "smime"), where)
-        elif ctype == "multipart/signed":
-            if "pkcs7-signature" in params:
-                found.setdefault(("signed_message", "smime"), where)
-            elif "pgp-signature" in params:
-                found.setdefault(("signed_message", "pgp"), where)
-        elif ctype == "multipart/encrypted" and "pgp-encrypted" in params:
-            found.setdefault(("encrypted_message", "pgp"), where)
-        elif ctype.startswith("text/") and _is_body(part) and b"-----BEGIN PGP " in part.payload:
-            if b"-----BEGIN PGP MESSAGE-----" in part.payload:
-                found.setdefault(("encrypted_message", "pgp"), where)
-            if b"-----BEGIN PGP SIGNED MESSAGE-----" in part.payload:
-                found.setdefault(("signed_message", "pgp"), where)
+        signing = _signing(part)
+        if signing:
+            found.setdefault(("signed_message", signing), part.label)
     return [Finding(kind, type_, Confidence.HIGH, 1, where) for (kind, type_), where in found.items()]
 
 
@@ -165,7 +221,12 @@ def file_protection(message: ParsedMessage) -> list[Finding]:
     members: dict[str, list] = {}   # archive label -> [format, count]
     tries = 0
     inside_pgp = _inside_pgp_mime(message)
+    _, carrier = _message_encryption(message)
     for part in message.walk():
+        kind = _encryption(part) if part.origin == "mime" and part is not carrier else ""
+        if kind and id(part) not in inside_pgp:
+            out.append(Finding("encrypted_content", kind, Confidence.HIGH, 1, part.label))
+            continue
         for child in part.children:
             if child.origin == "archive" and child.encrypted:
                 entry = members.setdefault(part.label, [part.archive or "archive", 0])

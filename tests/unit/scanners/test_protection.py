@@ -137,3 +137,35 @@ def test_arbitrary_attachments_never_raise(prefix, tail, name):
     raw = samples.message([(name, prefix + tail, "application/octet-stream")])
     for finding in scan_message(parse(raw)):
         assert finding.kind in ("encrypted_content", "weak_protection", "encrypted_message", "signed_message")
+
+
+PGP_BLOCK = b"-----BEGIN PGP MESSAGE-----\r\n\r\nhQEMA\r\n-----END PGP MESSAGE-----\r\n"
+
+
+def test_a_body_that_mentions_pgp_armour_is_not_an_encrypted_message():
+    raw = HEAD + (b"Content-Type: text/plain\r\n\r\nNI AB 12 34 56 C\r\n-- \r\n"
+                  b"PGP users: -----BEGIN PGP MESSAGE----- blocks welcome\r\n")
+    assert facts(raw) == set()
+    plain_beside_armour = samples.message([("notes.txt", b"NI AB 12 34 56 C\r\n", "text/plain")],
+                                          body=PGP_BLOCK.decode())
+    assert ("encrypted_message", "pgp") not in facts(plain_beside_armour)
+
+
+def test_an_attached_p7m_or_nested_pgp_mime_is_encrypted_content_not_the_message():
+    raw = samples.message([("old.p7m", ENVELOPED_DER, "application/pkcs7-mime")])
+    got = sorted((f.kind, f.type, f.where) for f in scan_message(parse(raw)))
+    assert got == [("encrypted_content", "smime", 'part 1.2 "old.p7m"')]
+    nested = HEAD + (b"Content-Type: multipart/mixed; boundary=M\r\n\r\n--M\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+                     b"--M\r\nContent-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=E\r\n\r\n"
+                     b"--E\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n--E\r\n"
+                     b"Content-Type: application/octet-stream\r\n\r\n") + PGP_BLOCK + b"--E--\r\n--M--\r\n"
+    assert facts(nested) == {("encrypted_content", "pgp")}
+
+
+def test_signed_after_encrypting_is_an_encrypted_message():
+    raw = HEAD + (b"Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; boundary=S\r\n\r\n"
+                  b"--S\r\nContent-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n"
+                  b"Content-Transfer-Encoding: base64\r\n\r\n") + b64(ENVELOPED_DER) + (
+                  b"--S\r\nContent-Type: application/pkcs7-signature; name=smime.p7s\r\n"
+                  b"Content-Transfer-Encoding: base64\r\n\r\n") + b64(SIGNED_DER) + b"--S--\r\n"
+    assert facts(raw) == {("encrypted_message", "smime"), ("signed_message", "smime")}
