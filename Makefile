@@ -33,7 +33,7 @@ bench-smtp: deps $(STAMP)
 
 ## personal-data detection quality: precision/recall per type, side by side with Presidio
 eval: $(STAMP)
-	$(VENV)/bin/pip install -q presidio-analyzer
+	$(VENV)/bin/pip install -q -e '.[eval]'
 	$(PY) bench/eval_pd.py
 
 ## the long fault-injection run (a short version runs in `make test`)
