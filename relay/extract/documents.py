@@ -1,7 +1,9 @@
 """Which reader a part needs, and running it.
 
 The type comes from the bytes first (PDF, zip, OLE and RTF signatures), then
-from the declared type and the file name. A zip is an OOXML or ODF document
+from the declared type and the file name, and last from the bytes again: a
+part of no known type, or named as a document that its bytes are not, is
+read as text if it reads as text (:func:`relay.extract.plain.is_text`). A zip is an OOXML or ODF document
 if its content-types or ``mimetype`` member says so; any other zip is an
 archive whose members the message model already lists as child parts. An
 OLE file is opened without a secret if it can be (not encrypted, or
@@ -57,15 +59,18 @@ def guess(part: Part) -> str | None:
     if data[:64].lstrip().startswith(b"{\\rtf"):
         return "rtf"
     ext, ctype = part.extension, part.content_type
-    if ext in _OFFICE_EXT or ext in ("pdf", "xls", "doc", "rtf"):
-        return None   # named as a document but not one by its bytes: the file-type scanner reports the lie
+    if ext in _OFFICE_EXT or ext in ("pdf", "xls", "doc", "ppt", "rtf"):
+        # named as a document but not one by its bytes (the file-type scanner reports the lie):
+        # text saved under a document name (a CSV or HTML export called .xls) is still read
+        return "text" if plain.is_text(data) else None
     if ctype == "text/html" or ext in ("htm", "html", "xhtml"):
         return "html"
     if ctype in ("text/csv", "text/tab-separated-values") or ext in ("csv", "tsv"):
         return "csv"
     if ctype.startswith("text/") or ext in _TEXT_EXT or ctype in _TEXT_TYPES:
         return "text"
-    return None
+    # any other name or type (.dat, none, application/octet-stream, archive members): the bytes decide
+    return "text" if plain.is_text(data) else None
 
 
 def is_document(part: Part) -> bool:

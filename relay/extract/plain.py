@@ -36,6 +36,28 @@ def _codec(name: str) -> str | None:
         return None
 
 
+SNIFF = 8 * 1024
+# C0 controls text does not use (tab, newlines, form feed and escape are allowed), and DEL
+_CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
+_CONTROL_CHAR = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
+
+
+def is_text(data: bytes) -> bool:
+    """Whether ``data`` reads as text: its first 8 KiB hold no NUL or other control byte that text
+    does not use, and decode as UTF-8 (a character cut at the 8 KiB edge allowed), or as UTF-16
+    after a byte-order mark."""
+    head = data[:SNIFF]
+    final = len(data) <= SNIFF
+    try:
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            text = codecs.getincrementaldecoder("utf-16")().decode(head, final)
+            return bool(text) and not _CONTROL_CHAR.search(text)
+        return bool(head) and not _CONTROL.search(head) and (
+            codecs.getincrementaldecoder("utf-8")().decode(head, final) != "" or not final)
+    except UnicodeDecodeError:
+        return False
+
+
 def decode(data: bytes, charset: str = "") -> str:
     """Decode ``data`` declared as ``charset`` ("" if none), CRLF as LF; see the module docstring."""
     text = _decode(data, charset)

@@ -40,8 +40,17 @@ SAMPLES = {
 @pytest.mark.parametrize(("name", "ctype", "payload", "expected"), [
     ("x.bin", "application/octet-stream", b"%PDF-1.7\n", "pdf"),
     ("x.pdf", "application/pdf", b"\x7fELF", None),             # a lie about the type: the file-type scanner's
-    ("x.docx", "application/octet-stream", b"junk", None),
-    ("x.rtf", "application/rtf", b"MZ", None),
+    ("x.docx", "application/octet-stream", b"junk\x00\x01", None),
+    ("x.rtf", "application/rtf", b"MZ\x90\x00", None),
+    # text under a document name, or under no known name or type, is read as text
+    ("staff.docx", "application/octet-stream", b"AB 12 34 56 C", "text"),
+    ("staff.xlsx", "application/vnd.ms-excel", b"a,b\r\n", "text"),
+    ("staff.pdf", "application/pdf", b"name,nhs\n", "text"),
+    ("staff.rtf", "application/rtf", "caf\u00e9".encode(), "text"),
+    ("staff.dat", "application/octet-stream", b"a,b\n1,2\n", "text"),
+    ("staff", "application/octet-stream", "\ufeffa,b\r\n".encode("utf-16"), "text"),
+    ("staff", "application/octet-stream", b"\x89PNG\r\n\x1a\n\x00\x00", None),
+    ("staff.dat", "application/octet-stream", b"\xff\xfe\xfd", None),
     ("x.txt", "text/plain", b"MZ", "text"),
     ("x", "application/octet-stream", b"PK\x03\x04", "zip"),
     ("x.doc", "application/msword", b"{\\rtf1 x}", "rtf"),
@@ -75,3 +84,15 @@ def test_damaged_documents_never_raise(name, data):
     root = Part("1", "multipart/mixed", children=(Part("1.2", "application/octet-stream", name, payload=bytes(sample[:cut])),))
     result = extract(ParsedMessage(b"", root))
     assert all(p.kind == "extraction_failed" and p.where == f'part 1.2 "{name}"' for p in result.problems)
+
+
+def test_text_cut_at_the_sniff_edge_is_text_and_misnamed_text_is_extracted():
+    from relay.extract.plain import SNIFF, is_text
+    long = ("x" * (SNIFF - 1) + "\u00e9" * 10).encode()   # a two-byte character across the edge
+    assert is_text(long)
+    assert not is_text(b"x" * (SNIFF - 1) + b"\xff")
+    rows = b"Name, NHS number\r\nJohn Smith, 943 476 5919\r\n"
+    for name in ("staff.docx", "staff.dat", "staff"):
+        root = Part("1", "multipart/mixed", children=(Part("1.2", "application/octet-stream", name, payload=rows),))
+        result = extract(ParsedMessage(b"", root))
+        assert [c.kind for c in result.chunks] == ["text"] and "943 476 5919" in result.chunks[0].text
