@@ -37,6 +37,18 @@ checks microseconds. Findings (``where`` is the part's label):
      gif, bmp, tif, tiff), an archive (zip, 7z, rar, gz) -- and libmagic is
      sure the bytes are another format (``report.pdf`` that is a zip).
 
+  3. the extension names a document format (pdf, rtf, doc, xls, ppt, the
+     OOXML and ODF names) and the bytes do not even start like one while
+     libmagic has no better answer: ``type_mismatch data``, or
+     ``type_mismatch text`` for text -- a text file called ``staff.docx`` is
+     named to look like something else, and the shipped policy rejects
+     type_mismatch: harsh for an innocent rename, but the name lies and the
+     sender can send it under its own name. Text called ``.doc``, ``.xls``
+     or ``.rtf`` is *not* a mismatch: Office opens text under those names by
+     design (CSV and HTML "Excel" exports, Word's HTML ``.doc``), and such
+     files are common. Either way their text is extracted and judged
+     (:func:`relay.extract.documents.guess`).
+
   Not mismatches: generic names (``.txt``, ``.dat``, ``.bin``, no extension)
   over harmless content -- a ``.txt`` that is a zip is fine, its members are
   listed and judged on their own; libmagic answers that mean "not sure"
@@ -57,6 +69,7 @@ from collections.abc import Sequence
 
 import magic
 
+from relay.extract.plain import is_text
 from relay.findings import Confidence, Finding
 from relay.message import ParsedMessage, Part
 
@@ -93,6 +106,10 @@ SPECIFIC = {
     "zip": ("application/zip", "application/x-zip"), "7z": ("application/x-7z-compressed",),
     "rar": ("application/x-rar", "application/vnd.rar"), "gz": ("application/gzip", "application/x-gzip"),
 }
+# names that claim a document format (rule 3 of the docstring), and those Office opens text under
+DOCUMENT_EXT = frozenset(("pdf", "rtf", "doc", "xls", "ppt", "docx", "xlsx", "pptx", "docm", "xlsm", "pptm",
+                          "odt", "ods", "odp"))
+_TEXT_OPENS = frozenset(("doc", "xls", "rtf"))
 _UNSURE = ("application/octet-stream", "inode/x-empty", "application/x-empty", "text/plain")
 _SHORT = {"application/pdf": "pdf", "application/zip": "zip", "application/x-7z-compressed": "7z",
           "application/gzip": "gzip", "application/x-ole-storage": "ole", "text/html": "html",
@@ -217,7 +234,8 @@ def _oletools():
 
 def macros(data: bytes) -> list[str]:
     """vba and/or xlm: olevba, plus Excel 4 macro sheets in OOXML workbooks (olevba sees those in BIFF only)."""
-    VBA_Parser = _oletools()[0].VBA_Parser  # noqa: N806
+    olevba = _oletools()[0]
+    VBA_Parser = olevba.VBA_Parser  # noqa: N806
     sheets = ["xlm"] if data[:4] == b"PK\x03\x04" and any(
         n.startswith("xl/macrosheets/") for n in _zip_names(data)) else []
     try:
@@ -225,6 +243,10 @@ def macros(data: bytes) -> list[str]:
     except Exception:  # noqa: BLE001 - not an Office file after all, or too broken to hold macros
         return sheets
     try:
+        if parser.type == olevba.TYPE_TEXT:
+            # not OLE, OOXML, Word 2003 XML, MHTML or another container olevba knows: it takes
+            # the bytes for VBA source text and "detects" macros in any .xml or .doc of text
+            return sheets
         out = sheets
         if parser.detect_vba_macros():
             out.append("vba")
@@ -324,7 +346,20 @@ def check_part(part: Part) -> list[Finding]:
             out.append(Finding("type_mismatch", real, Confidence.HIGH, 1, where))
     elif ext in SPECIFIC and mime and not mime.startswith(_UNSURE) and not mime.startswith(SPECIFIC[ext]):
         out.append(Finding("type_mismatch", _short(mime), Confidence.HIGH, 1, where))
+    elif ext in DOCUMENT_EXT and mime and not _is_document(data, ext):
+        text = is_text(data)
+        if not (text and ext in _TEXT_OPENS):
+            out.append(Finding("type_mismatch", "text" if text else "data", Confidence.HIGH, 1, where))
     return out
+
+
+def _is_document(data: bytes, ext: str) -> bool:
+    """Whether the bytes start the way a document called ``.ext`` does (as text extraction reads them)."""
+    if ext == "pdf":
+        return b"%PDF-" in data[:1024]
+    if ext == "rtf":
+        return data[:64].lstrip().startswith(b"{\\rtf")
+    return data[:4] == b"PK\x03\x04" or data[:8] == CFB
 
 
 def _declares(declared: str, real: str) -> bool:

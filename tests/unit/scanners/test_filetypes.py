@@ -65,6 +65,18 @@ def test_specific_extension_lies():
     assert ("type_mismatch", "pe") in found("scan.png", samples.testfile("clam.exe"))
 
 
+def test_document_names_over_text_or_unknown_bytes_are_mismatches():
+    rows = b"Name, NHS number\r\nJohn Smith, 943 476 5919\r\n"
+    assert ("type_mismatch", "text") in found("staff.docx", rows)
+    assert ("type_mismatch", "text") in found("staff.pdf", rows, "application/pdf")
+    assert ("type_mismatch", "text") in found("staff.xlsx", rows)
+    assert ("type_mismatch", "data") in found("staff.docx", b"\x00\x01junk" * 20)
+    # Office opens text under these names by design (CSV/HTML exports): read and judged, not a lie
+    assert found("staff.xls", rows, "application/vnd.ms-excel") == set()
+    assert found("staff.doc", b"<html><body>letter</body></html>", "application/msword") == set()
+    assert found("staff.rtf", b"{\\rtf1 hello}") == set()
+
+
 def test_harmless_differences_are_fine():
     assert found("notes.txt", samples.testfile("clam.zip")) == set()
     assert found("data.bin", samples.pdf()) == set()
@@ -87,6 +99,14 @@ def test_macros_in_ooxml_and_ole2():
     assert ("macro", "xlm") not in found("book.xlsm", samples.macro_xlsm())
     assert not any(k == "macro" for k, _ in found("letter.docx", samples.docx()))
     assert not any(k == "macro" for k, _ in found("clam.doc", samples.testfile("clam.ole.doc")))
+
+
+def test_text_that_olevba_takes_for_vba_source_is_not_a_macro():
+    xml = b'<?xml version="1.0" encoding="UTF-8"?>\n<Invoice><ID>INV-1</ID></Invoice>\n'
+    assert not any(k == "macro" for k, _ in found("inv-1.xml", xml, "application/xml"))
+    assert not any(k == "macro" for k, _ in found("page.mht", b"<html><body>hi</body></html>"))
+    assert not any(k == "macro" for k, _ in found("staff.doc", b"Name, NHS number\r\n", "application/msword"))
+    assert filetypes.macros(samples.vba_project()) == ["vba"]
 
 
 def test_dde_in_docx_and_csv():
