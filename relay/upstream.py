@@ -124,13 +124,18 @@ class UpstreamSession:
         return self._reply(response)
 
     async def data(self, message: bytes) -> Reply:
-        """Send the message; the next hop's final answer (any code). The transaction ends either way."""
+        """Send the message; the next hop's final answer (any code).
+
+        The transaction ends with the answer to the data. If the next hop refuses the DATA
+        command itself (anything but 354) its transaction is still open (Postfix keeps it until
+        RSET): ``in_transaction`` stays True, so the caller's :meth:`rset` ends it.
+        """
         if self._smtp is None or not self.in_transaction:
             raise UpstreamUnavailable("no open transaction at the next hop")
-        self.in_transaction = False
         response = await self._command(b"DATA")
         if response.code != 354:
             return self._reply(response)
+        self.in_transaction = False
         protocol = self._smtp.protocol
         try:
             # Written as is: the bytes are already CRLF-clean (server.read_message refuses bare

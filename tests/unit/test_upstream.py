@@ -141,3 +141,49 @@ def test_deliver_dot_stuffs_and_ends_the_data_properly(make_settings, make_sink,
     sink = make_sink()
     run(deliver(settings_for(make_settings, sink.port), "alice@example.org", ["bob@example.org"], data))
     assert sink.messages[0].data == expected
+
+
+def test_a_refused_data_command_leaves_the_transaction_for_rset_to_end(make_settings):
+    """Postfix's smtpd_data_restrictions answer the DATA command itself and keep the
+    transaction open until RSET; a later MAIL must not meet 503 nested MAIL."""
+    from relay.sink import CaptureSMTP
+    from tests.fixtures.smtp import FaultyHandler
+
+    class RefusesDataOnce(CaptureSMTP):
+        refused = False
+
+        async def smtp_DATA(self, arg):
+            if not RefusesDataOnce.refused:     # aiosmtpd keeps the envelope: MAIL now gets 503
+                RefusesDataOnce.refused = True
+                await self.push("451 4.3.0 data restriction, try later")
+                return
+            await super().smtp_DATA(arg)
+
+    handler = FaultyHandler()
+
+    async def go():
+        server = await asyncio.get_running_loop().create_server(
+            lambda: RefusesDataOnce(handler, hostname="sink.test"), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        upstream = await Upstream.create(settings_for(make_settings, port))
+        session = upstream.session()
+        try:
+            assert (await session.mail("alice@example.org")).ok
+            assert (await session.rcpt("bob@example.org")).ok
+            refused = await session.data(MSG)
+            assert session.in_transaction
+            await session.rset()
+            again = await session.mail("alice@example.org")
+            assert (await session.rcpt("bob@example.org")).ok
+            sent = await session.data(MSG)
+            await session.quit()
+            return refused, again, sent
+        finally:
+            session.close()
+            server.close()
+            await server.wait_closed()
+
+    refused, again, sent = run(go())
+    assert refused.code == 451
+    assert again.ok, again
+    assert sent.ok and [m.data for m in handler.messages] == [MSG]
