@@ -189,6 +189,8 @@ class RelaySMTP(SMTP):
     async def smtp_HELO(self, hostname: str) -> None:
         self._plain = True
         try:
+            if hostname:   # aiosmtpd resets the client's envelope: end the next hop's transaction too
+                await self._end_transaction()
             await super().smtp_HELO(hostname)
         finally:
             self._plain = False

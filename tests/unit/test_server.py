@@ -764,3 +764,27 @@ def test_a_bug_in_a_command_hook_is_a_generic_451_and_the_session_goes_on(make_s
     assert noop.code == 250
     [error] = [e for e in logs if e["event"] == "session.error"]
     assert error["error"] == "KeyError" and isinstance(error["exc_info"], KeyError)
+
+
+def test_helo_mid_transaction_ends_the_next_hops_transaction_too(make_settings, make_sink):
+    """HELO resets the client's envelope (RFC 5321 4.1.4), as EHLO does: the next hop's open
+    transaction must end with it, or the next MAIL meets 503 nested MAIL there."""
+    sink = make_sink()
+
+    async def go():
+        async with relay(make_settings, sink.port) as port:
+            smtp = await client(port)
+            assert (await smtp.mail("a@example.org")).code == 250
+            assert (await smtp.rcpt("old@example.org")).code == 250
+            assert (await smtp.helo()).code == 250
+            again = await smtp.mail("b@example.org")
+            assert (await smtp.rcpt("new@example.org")).code == 250
+            answer = await smtp.data(MSG)
+            await smtp.quit()
+            return again, answer
+
+    again, answer = run(go())
+    assert again.code == 250, again
+    assert answer.code == 250
+    assert [(m.mail_from, m.rcpt_tos) for m in sink.messages] == [("b@example.org", ("new@example.org",))]
+    assert "RSET" in sink.handler.commands
