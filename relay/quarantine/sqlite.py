@@ -43,6 +43,7 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
 GROUP_COMMIT_MAX = 64                      # holds written by one transaction at most
 GROUP_COMMIT_BYTES = 64 * 1024 * 1024      # ... and their bytes at most
+HOLD_TIMEOUT = 60.0                         # a hold not durable by then is StoreUnavailable (451)
 
 
 def _ts(value: dt.datetime) -> float:
@@ -63,12 +64,13 @@ def _decode(row: sqlite3.Row) -> dict[str, Any]:
 
 
 class SqliteStore:
-    def __init__(self, url: str, lease: float = 600.0) -> None:
+    def __init__(self, url: str, lease: float = 600.0, hold_timeout: float = HOLD_TIMEOUT) -> None:
         if not url.startswith("sqlite:///") or len(url) <= len("sqlite:///"):
             raise StoreUnavailable("expected sqlite:///path/to/file")
         self.url = url
         self.path = Path(url[len("sqlite:///"):])
         self.lease = lease
+        self.hold_timeout = hold_timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quarantine-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._closed = False
@@ -178,16 +180,30 @@ class SqliteStore:
 
     async def hold(self, decision: Any, raw: bytes, recipients: Sequence[str] | None = None) -> str:
         """Durable when it returns. Holds waiting together share one transaction (group commit):
-        each returns only after the COMMIT that wrote it, and a failed COMMIT fails them all."""
+        each returns only after the COMMIT that wrote it, and a failed COMMIT fails them all.
+
+        Bounded: a hold not durable within ``hold_timeout`` (a stalled disk, a stuck fsync)
+        raises :class:`StoreUnavailable`, so the client gets a 451 instead of waiting forever.
+        A hold whose write had not started is dropped; one already being written may still
+        commit later, unacknowledged: the client retries, and at worst a second copy is held.
+        """
         if self._closed:
             raise StoreUnavailable("the quarantine store is closed")
         rec = st.record_from_decision(decision, raw, recipients)
         loop = asyncio.get_running_loop()
         done = loop.create_future()
+        entry = (rec, bytes(raw), done)
         with self._pending_lock:
-            self._pending.append((rec, bytes(raw), done))
+            self._pending.append(entry)
         loop.run_in_executor(self._executor, self._write_pending)
-        await done
+        try:
+            await asyncio.wait_for(done, self.hold_timeout)
+        except TimeoutError:
+            raise StoreUnavailable(f"quarantine write not durable within {self.hold_timeout:g} s") from None
+        finally:
+            if not done.done() or done.cancelled():   # timed out or cancelled: a late write answers nobody
+                with self._pending_lock, contextlib.suppress(ValueError):
+                    self._pending.remove(entry)
         return rec.id
 
     def _write_pending(self) -> None:
