@@ -15,7 +15,10 @@ Faults (names used by ``--faults``):
 - ``relay_kill``: SIGKILL the relay (mid-transaction: traffic is flowing) and
   start it again on the same port;
 - ``store_lock``: another connection holds ``BEGIN EXCLUSIVE`` on the
-  quarantine database past the store's busy timeout.
+  SQLite quarantine past the store's busy timeout;
+- ``store_restart``: with ``--store postgres``, the PostgreSQL server is
+  stopped (fast shutdown cuts the relay's sessions) and started again
+  (with SQLite it is ``store_lock``).
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -92,6 +97,44 @@ class RssMonitor:
         self._thread.join(5)
 
 
+class Postgres:
+    """A private PostgreSQL 15 (as in tests/fixtures/postgres.py) that can be stopped and started again."""
+
+    BIN = Path(os.environ.get("RELAY_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+    def __init__(self, base: Path) -> None:
+        self.base, self.data = base, base / "pgdata"
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str, timeout: float = 120) -> None:
+        cmd = [str(self.BIN / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        out = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout)
+        if out.returncode:
+            raise RuntimeError(f"{args[0]} failed: {out.stderr.strip()[-500:]}")
+
+    def init(self) -> None:
+        self.data.mkdir()
+        if os.geteuid() == 0:
+            import pwd
+
+            pg = pwd.getpwnam("postgres")
+            for path in (self.base, self.data):
+                os.chown(path, pg.pw_uid, pg.pw_gid)
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8",
+                  "--locale", "C")
+        self.start()
+
+    def start(self) -> None:
+        opts = f"-k {self.base} -p {self.port} -c listen_addresses=127.0.0.1 -c max_connections=60"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.base / "pg.log"), "-o", opts, "-w", "-t", "60", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
+
+
 @dataclass
 class Services:
     workdir: Path
@@ -101,6 +144,8 @@ class Services:
     relay: subprocess.Popen | None = None
     relay_port: int = 0
     relay_starts: int = 0
+    store: str = "sqlite"
+    postgres: Postgres | None = None
     _clamd_procs: list = field(default_factory=list)
 
     @property
@@ -116,7 +161,8 @@ class Services:
         env.update({
             "RELAY_LISTEN": f"127.0.0.1:{self.relay_port}", "RELAY_UPSTREAM": f"127.0.0.1:{self.sink.port}",
             "RELAY_UPSTREAM_TLS": "off", "RELAY_CLAMD": self.clamd_url, "RELAY_POLICY": str(POLICY),
-            "RELAY_QUARANTINE": f"sqlite:///{self.db_path}", "RELAY_LOG_FORMAT": "json",
+            "RELAY_QUARANTINE": self.postgres.url if self.postgres else f"sqlite:///{self.db_path}",
+            "RELAY_LOG_FORMAT": "json",
             "RELAY_HOSTNAME": "relay.soak", "RELAY_CLAMD_TIMEOUT": "3", "RELAY_SCAN_TIMEOUT": "8",
             "RELAY_UPSTREAM_TIMEOUT": "10", "RELAY_SHUTDOWN_GRACE": "5", "PYTHONUNBUFFERED": "1",
         })
@@ -125,6 +171,9 @@ class Services:
     # ---------------------------------------------------------------- lifecycle
 
     def start(self) -> Services:
+        if self.store == "postgres":
+            self.postgres = Postgres(Path(tempfile.mkdtemp(prefix="relay-soak-pg-")))   # reachable by user postgres
+            self.postgres.init()
         self.clamd_url, self.clamd_pid = start_clamd(self.workdir / "clamd")
         self.sink = SinkServer(FaultyHandler()).start()
         self.relay_port = free_port()
@@ -169,6 +218,10 @@ class Services:
                 proc.wait(10)
         if self.sink is not None:
             self.sink.stop()
+        if self.postgres is not None:
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                self.postgres.stop("immediate")
+            shutil.rmtree(self.postgres.base, ignore_errors=True)
 
     def relay_pid(self) -> int:
         return self.relay.pid if self.relay is not None and self.relay.poll() is None else 0
@@ -232,6 +285,8 @@ async def relay_kill(svc: Services, duration: float) -> str:
 
 
 async def store_lock(svc: Services, duration: float) -> str:
+    if svc.postgres is not None:
+        return await store_restart(svc, duration / 3)
     def hold() -> None:
         conn = sqlite3.connect(svc.db_path, timeout=30, isolation_level=None)
         try:
@@ -245,4 +300,15 @@ async def store_lock(svc: Services, duration: float) -> str:
     return f"quarantine db held under BEGIN EXCLUSIVE by another connection for {duration:.0f}s"
 
 
-FAULTS = {f.__name__: f for f in (clamd_kill, clamd_hang, sink_refuse, sink_drop, sink_slow, relay_kill, store_lock)}
+async def store_restart(svc: Services, duration: float) -> str:
+    """PostgreSQL store: fast shutdown (sessions cut), down for ``duration``, started again."""
+    if svc.postgres is None:
+        return await store_lock(svc, duration)
+    await asyncio.to_thread(svc.postgres.stop, "fast")
+    await asyncio.sleep(duration)
+    await asyncio.to_thread(svc.postgres.start)
+    return f"PostgreSQL quarantine stopped (fast: sessions cut) for {duration:.0f}s, then started"
+
+
+FAULTS = {f.__name__: f for f in (clamd_kill, clamd_hang, sink_refuse, sink_drop, sink_slow, relay_kill, store_lock,
+                                  store_restart)}

@@ -47,10 +47,11 @@ from tests.soak import faults as F
 
 CASES = F.ROOT / "tests" / "data" / "policy-cases"
 FULL_SCHEDULE = ["clamd_kill", "sink_slow", "relay_kill", "clamd_hang", "sink_refuse", "store_lock",
-                 "sink_drop", "relay_kill", "clamd_kill", "sink_drop"]
+                 "sink_drop", "relay_kill", "clamd_kill", "store_restart"]
 SHORT_SCHEDULE = ["clamd_kill", "relay_kill", "sink_drop", "store_lock"]
 DURATIONS = {"clamd_kill": 3.0, "clamd_hang": 5.0, "sink_refuse": 3.0, "sink_drop": 3.0, "sink_slow": 5.0,
-             "relay_kill": 0.5, "store_lock": 12.0}     # store_lock: past the SQLite store's 10 s busy timeout
+             "relay_kill": 0.5, "store_lock": 12.0,     # store_lock: past the SQLite store's 10 s busy timeout
+             "store_restart": 4.0}
 _EXPECT = {"accept": "delivered", "tag": "delivered", "hold": "held", "reject": "rejected"}
 _MID = re.compile(rb"(?im)^message-id:[ \t]*(<[^>\r\n]*>)")
 
@@ -69,6 +70,7 @@ class Item:
     reply: str = ""
     attempts: list[str] = field(default_factory=list)   # one word per attempt
     after_data_failures: int = 0   # attempts that sent the data and then failed (duplicate window)
+    done_at: float = 0.0           # monotonic time of the final answer
 
 
 def _crlf(data: bytes) -> bytes:
@@ -164,6 +166,7 @@ async def deliver(port_of, item: Item, args) -> None:
     deadline = time.monotonic() + args.max_time
     for n in range(args.max_attempts):
         verdict, data_sent = await attempt(port_of(), item, args.timeout)
+        item.done_at = time.monotonic()
         if verdict == "final":
             return
         item.after_data_failures += data_sent
@@ -194,7 +197,7 @@ async def run_traffic(svc: F.Services, items: list[Item], schedule: list[str], a
             except Exception as exc:  # noqa: BLE001 - report it, keep the run going
                 what = f"FAULT FAILED: {type(exc).__name__}: {exc}"
             log.append({"fault": name, "at_message": triggers[i], "start_s": round(start, 1),
-                        "end_s": round(time.monotonic() - t0, 1), "what": what})
+                        "end_s": round(time.monotonic() - t0, 1), "what": what, "t0": t0})
             print(f"  [{start:6.1f}s] {name}: {what}", flush=True)
 
     async def worker() -> None:
@@ -270,11 +273,14 @@ async def main_async(args) -> dict:
         raise SystemExit(f"unknown faults {unknown}; known: {sorted(F.FAULTS)}")
     schedule = [f for f in schedule if f]
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="relay-soak-"))
-    svc = await asyncio.to_thread(F.Services(workdir).start)
+    svc = await asyncio.to_thread(F.Services(workdir, store=args.store).start)
     rss = F.RssMonitor(svc.relay_pid).start()
     try:
         print(f"soak: {len(items)} messages, concurrency {args.concurrency}, faults {schedule}, in {workdir}", flush=True)
         fault_log, elapsed = await run_traffic(svc, items, schedule, args)
+        steady = steady_rate(items, fault_log, elapsed)
+        for entry in fault_log:
+            entry.pop("t0")
         rss.sample()
         await asyncio.sleep(0.5)                         # the sink thread stores its last message
         report = account(items, list(svc.sink.messages), await asyncio.to_thread(held_hashes, svc))
@@ -282,10 +288,30 @@ async def main_async(args) -> dict:
         rss.stop()
         await asyncio.to_thread(svc.stop)
     report.update({"elapsed_s": round(elapsed, 1), "rate_msg_s": round(len(items) / elapsed, 1),
+                   "rate_between_faults_msg_s": steady, "store": args.store, "concurrency": args.concurrency,
                    "relay_peak_rss_mb": round(rss.peak_kb / 1024, 1), "relay_starts": svc.relay_starts,
                    "faults": fault_log, "faults_failed": sum("FAULT FAILED" in f["what"] for f in fault_log),
                    "workdir": str(workdir)})
     return report
+
+
+def steady_rate(items: list[Item], fault_log: list[dict], elapsed: float, settle: float = 5.0) -> float | None:
+    """Messages answered per second outside the fault windows (each plus ``settle`` s of recovery);
+    None when less than 10 s of the run was outside them."""
+    if not fault_log:
+        return round(len(items) / elapsed, 1)
+    t0 = fault_log[0]["t0"]
+    windows: list[list[float]] = []
+    for a, b in sorted((f["start_s"], min(f["end_s"] + settle, elapsed)) for f in fault_log):
+        if windows and a <= windows[-1][1]:
+            windows[-1][1] = max(windows[-1][1], b)
+        else:
+            windows.append([a, b])
+    quiet = elapsed - sum(b - a for a, b in windows)
+    if quiet < 10:
+        return None
+    outside = [i for i in items if not any(a <= i.done_at - t0 <= b for a, b in windows)]
+    return round(len(outside) / quiet, 1)
 
 
 def print_report(r: dict) -> None:
@@ -295,8 +321,9 @@ def print_report(r: dict) -> None:
           f" (unexplained {r['duplicates_unexplained']})   duplicate holds {r['duplicate_holds']}")
     print(f"at the next hop {r['sink_deliveries']} (+{r['sender_notices']} sender notices); held rows {r['held_rows']};"
           f" retried attempts {r['retried_attempts']}; relay started {r['relay_starts']}x")
-    print(f"elapsed {r['elapsed_s']} s, sustained {r['rate_msg_s']} msg/s (faults included);"
-          f" relay peak RSS {r['relay_peak_rss_mb']} MB")
+    print(f"elapsed {r['elapsed_s']} s, sustained {r['rate_msg_s']} msg/s (faults included),"
+          f" {r['rate_between_faults_msg_s']} msg/s between faults; concurrency {r['concurrency']};"
+          f" store {r['store']}; relay peak RSS {r['relay_peak_rss_mb']} MB")
     print(f"faults ({len(r['faults'])}, failed to inject: {r['faults_failed']}):")
     for f in r["faults"]:
         print(f"  {f['start_s']:7.1f}-{f['end_s']:.1f}s after msg {f['at_message']}: {f['fault']}: {f['what']}")
@@ -315,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=6)
     p.add_argument("--short", action="store_true", help="fewer faults (CI)")
     p.add_argument("--faults", default="", help="comma-separated schedule, e.g. clamd_kill,relay_kill")
+    p.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",
+                   help="quarantine backend (postgres: a private server, stopped and started by store_restart)")
     p.add_argument("--fault-scale", type=float, default=1.0, help="multiply every fault's duration")
     p.add_argument("--max-attempts", type=int, default=40)
     p.add_argument("--max-time", type=float, default=240.0, help="seconds a message may keep being retried")

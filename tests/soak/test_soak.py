@@ -56,3 +56,21 @@ def test_accounting_catches_a_lost_message_and_an_unexplained_duplicate():
     assert report["lost"] == len(delivered) - 1
     assert report["duplicates_unexplained"] == 1
     assert not run.ok(report)
+
+
+@pytest.mark.postgres
+def test_short_soak_with_the_postgres_store_restarted_under_load(tmp_path):
+    report_path = tmp_path / "soak.json"
+    proc = subprocess.run([sys.executable, "-m", "tests.soak.run", "--messages", "150", "--store", "postgres",
+                           "--faults", "store_restart,relay_kill,store_restart", "--max-time", "120",
+                           "--json", str(report_path), "--workdir", str(tmp_path / "work")],
+                          cwd=faults.ROOT, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert report_path.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    summary = proc.stdout[-4000:]
+    assert (report["lost"], report["wrong_verdict"], report["duplicates_unexplained"], report["faults_failed"]) \
+        == (0, 0, 0, 0), summary
+    assert [f["fault"] for f in report["faults"]] == ["store_restart", "relay_kill", "store_restart"]
+    assert "PostgreSQL" in report["faults"][0]["what"]
+    assert report["outcomes"].get("held", 0) > 0 and report["held_rows"] >= report["outcomes"]["held"], summary
+    assert proc.returncode == 0, summary
