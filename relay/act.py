@@ -166,9 +166,11 @@ class RelayHandler:
            and nothing is stored or sent).
         3. Then the hold, made durable by the store (a failure: RSET, 451).
         4. Last the one irreversible step, DATA to the next hop. If it fails after a
-           hold, the client gets the failure and retries; the retry may hold a
-           second copy (same hash) for the reviewer, but no recipient ever gets
-           the message twice and nothing is lost.
+           hold, the held copy is deleted again (no notice, no quarantine id in the
+           decision event) and the client gets the failure: it retries the whole
+           message, which is held afresh, so releasing never delivers it twice. Only
+           if that delete fails too does a retry leave a second copy (same hash)
+           for the reviewer; nothing is ever lost.
         """
         verdict = decision.verdict
         actions = {r: verdict.recipient_actions.get(r, verdict.action) for r in envelope.rcpt_tos}
@@ -217,14 +219,26 @@ class RelayHandler:
             answer = await upstream.data(out)
         except UpstreamUnavailable as exc:
             metrics.UPSTREAM_FAILURES.labels("data").inc()
-            return _Outcome(replies.UPSTREAM_UNAVAILABLE, quarantine_id, recipients, error=f"next hop: {exc}"[:200])
+            await self._drop_hold(quarantine_id)
+            return _Outcome(replies.UPSTREAM_UNAVAILABLE, None, recipients, error=f"next hop: {exc}"[:200])
         if not answer.ok:
             metrics.UPSTREAM_FAILURES.labels("refused").inc()
-            return _Outcome(answer, quarantine_id, recipients, error="next hop refused")
+            await self._drop_hold(quarantine_id)
+            return _Outcome(answer, None, recipients, error="next hop refused")
         if quarantine_id is not None:
             return _Outcome(replies.held_and_forwarded(quarantine_id, len(hold), len(envelope.rcpt_tos), answer),
                             quarantine_id, recipients)
         return _Outcome(answer, None, recipients)
+
+    async def _drop_hold(self, quarantine_id: str | None) -> None:
+        """Delete the copy held for some recipients when the forward to the others failed (best effort)."""
+        if quarantine_id is None:
+            return
+        try:
+            await self.store.delete(quarantine_id, "relay",
+                                    "forward to the other recipients failed; the client retries")
+        except StoreError as exc:   # the retry holds a second copy; the reviewer sees two of the same hash
+            log.warning("quarantine.delete_failed", quarantine_id=quarantine_id, error=type(exc).__name__)
 
     def log_refused(self, server: RelaySMTP, size: int, answer: Reply) -> None:
         """The decision event of a message refused while it was received (size, bare LF...)."""

@@ -788,3 +788,34 @@ def test_helo_mid_transaction_ends_the_next_hops_transaction_too(make_settings, 
     assert answer.code == 250
     assert [(m.mail_from, m.rcpt_tos) for m in sink.messages] == [("b@example.org", ("new@example.org",))]
     assert "RSET" in sink.handler.commands
+
+
+@pytest.mark.parametrize(("fault", "code"), [({"data_reply": "451 4.3.0 next hop busy, try later"}, 451),
+                                             ({"data_reply": "554 5.7.1 refused"}, 554),
+                                             ({"drop_in_data": True}, 451)])
+def test_a_failed_forward_after_a_hold_keeps_no_held_copy_so_retries_do_not_pile_up(make_settings, make_sink,
+                                                                                   tmp_path, fault, code):
+    """The client gets the failure and retries the whole message: each retry holds it again, so
+    the copy held on a failed attempt must go, or releasing them all delivers it N times."""
+    from relay.quarantine.sqlite import SqliteStore
+    from relay.quarantine.store import Filter
+
+    sink = make_sink(**fault)
+    policy = FakePolicy({"ext@example.net": Action.HOLD})
+
+    async def go():
+        store = SqliteStore(f"sqlite:///{tmp_path}/q.sqlite3")
+        try:
+            async with relay(make_settings, sink.port, policy=policy, store=store) as port:
+                with capture_logs() as logs:
+                    answers = [await _send(port, ["bob@example.org", "ext@example.net"]) for _ in range(3)]
+            return answers, await store.list(), await store.list(Filter(status="deleted")), logs
+        finally:
+            await store.close()
+
+    answers, held, deleted, logs = run(go())
+    assert [c for c, _ in answers] == [code] * 3
+    assert [h.status for h in held] == ["deleted"] * 3     # three attempts, no copy left to release
+    assert len(deleted) == 3
+    decisions = [e for e in logs if e["event"] == "decision"]
+    assert len(decisions) == 3 and all(e["quarantine_id"] is None for e in decisions)
