@@ -7,7 +7,10 @@ Release sends the ORIGINAL bytes to the next hop with the held envelope
    Two reviewers releasing at the same moment: one wins, the other gets
    :class:`~relay.errors.AlreadyHandled`. The bytes are checked against the
    stored SHA-256 before anything is sent.
-2. **deliver** through :func:`relay.upstream.deliver`.
+2. **prepare** the outgoing copy (tagged, DKIM-signed); a failure here (a key
+   that cannot be read now) puts it back to ``held`` with ``not sent: <error>``
+   in the history and is raised. Then **deliver** through
+   :func:`relay.upstream.deliver`, bounded by the delivery budget.
 3. **settle**: next hop accepted -> ``released``; next hop refused or was
    down -> back to ``held`` with the refusal in the history, and the
    :class:`~relay.errors.UpstreamError` is raised for the caller to show.
@@ -87,11 +90,17 @@ async def release(store: st.Store, settings: Any, qid: str, reviewer: str, note:
     if st.sha256(claim.raw) != msg.sha256:
         await _settle(store.abandon_release, claim, reviewer, "stored bytes do not match their SHA-256; not sent")
         raise StoreError(f"{msg.id}: the stored bytes do not match their SHA-256; nothing was sent")
+    try:
+        data = await _outgoing(settings, msg, claim.raw)
+    except Exception as exc:   # a DKIM key unreadable now, a tagging bug: not sent, back to held
+        reason = f"not sent: {type(exc).__name__}"
+        await _settle(store.abandon_release, claim, reviewer, reason)
+        _event("quarantine.release_failed", reviewer, msg.id, msg.sha256, reason=reason)
+        raise
     budget = _delivery_budget(store)
     try:
         try:
             async with asyncio.timeout(budget):
-                data = await _outgoing(settings, msg, claim.raw)
                 reply = await deliver(settings, msg.mail_from, msg.recipients, data, msg.mail_options)
         except TimeoutError:
             raise UpstreamUnavailable(f"the release took longer than {budget:.0f}s and was abandoned") from None

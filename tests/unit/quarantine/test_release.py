@@ -138,3 +138,35 @@ def test_a_delivery_that_outlasts_its_budget_is_abandoned_and_stays_held(tmp_pat
 
     msg = asyncio.run(go())
     assert msg.status == "held" and "took longer" in msg.history[-1].note
+
+
+def test_a_failure_preparing_the_copy_goes_back_to_held_with_a_note_and_sends_nothing(
+        tmp_path, make_decision, make_settings):
+    """Tagging and signing run after the claim: a DKIM key unreadable since the relay started
+    (ConfigError, not an UpstreamError) must not leave the message 'releasing' for the lease."""
+    from relay.errors import ConfigError
+
+    url = f"sqlite:///{tmp_path}/q.sqlite3"
+    decision = make_decision()
+    key = tmp_path / "dkim.pem"
+    key.write_text("not a PEM key\n")
+    settings = make_settings(dkim_domain="example.ac.uk", dkim_selector="s1", dkim_key=str(key))
+    sent = []
+
+    async def deliver(settings, mail_from, rcpt_tos, data, mail_options=()):
+        sent.append(data)
+        return Reply(250, "2.0.0", "Ok")
+
+    async def go():
+        async with open_store(url, lease=600) as store:
+            qid = await store.hold(decision, decision.message.raw)
+            with structlog.testing.capture_logs() as logs, pytest.raises(ConfigError):
+                await actions.release(store, settings, qid, "rev", deliver=deliver)
+            return await store.get(qid), logs
+
+    msg, logs = asyncio.run(go())
+    assert sent == []
+    assert msg.status == "held"
+    assert msg.history[-1].note == "not sent: ConfigError"
+    assert [e["reason"] for e in logs if e["event"] == "quarantine.release_failed"] == ["not sent: ConfigError"]
+
