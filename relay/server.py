@@ -34,6 +34,7 @@ import collections
 import secrets
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -49,6 +50,11 @@ from relay.upstream import Upstream, UpstreamSession
 log = structlog.get_logger("relay.server")
 
 _XFORWARD_NAMES = ("NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE")
+# Memory bound per worker: a message is "large" once 1 MiB of it was received, and at most
+# LARGE_IN_FLIGHT large messages are received and processed at once (each costs a few times
+# its size while parsed, scanned, tagged and forwarded; bench/profile.md).
+LARGE_MESSAGE = 1024 * 1024
+LARGE_IN_FLIGHT = 3
 _DENIED_COMMAND_BUDGET = 10
 
 
@@ -64,6 +70,9 @@ class ServerState:
         self.tls_context = tls_context
         self.sessions: set[RelaySMTP] = set()
         self.draining = False
+        # Large messages in flight at once (received past LARGE_MESSAGE bytes, until answered):
+        # the others wait while reading their DATA, their bytes held back by TCP, not in memory.
+        self.large = asyncio.Semaphore(LARGE_IN_FLIGHT)
 
     def factory(self) -> RelaySMTP:
         return RelaySMTP(self)
@@ -270,11 +279,18 @@ class RelaySMTP(SMTP):
             await self.push(str(replies.UPSTREAM_LOST))
             return
         self.busy = True
+        large = False
+
+        async def admit_large() -> None:
+            nonlocal large
+            await self.state.large.acquire()
+            large = True
+
         try:
             await self.push("354 End data with <CR><LF>.<CR><LF>")
             self._reset_timeout(self.settings.data_timeout)
             started = time.perf_counter()
-            raw, size, problem = await self._read_data()
+            raw, size, problem = await self._read_data(admit_large)
             received = time.perf_counter() - started
             self._timeout_handle.cancel()   # what follows is bounded by scanner and next-hop timeouts
             if problem is not None:
@@ -290,6 +306,8 @@ class RelaySMTP(SMTP):
             await self.push(str(answer))
         finally:
             self.busy = False
+            if large:
+                self.state.large.release()
         if self.state.draining:
             self.close_with(replies.SHUTTING_DOWN)
 
@@ -298,8 +316,9 @@ class RelaySMTP(SMTP):
         if self.upstream is not None:
             await self.upstream.rset()
 
-    async def _read_data(self) -> tuple[bytes, int, Reply | None]:
-        return await read_message(self._reader, self.settings.max_message_size, self.settings.max_header_size)
+    async def _read_data(self, admit_large=None) -> tuple[bytes, int, Reply | None]:
+        return await read_message(self._reader, self.settings.max_message_size, self.settings.max_header_size,
+                                  admit_large)
 
     # ---------------------------------------------------------------- for the handler
 
@@ -325,37 +344,57 @@ class RelaySMTP(SMTP):
         )
 
 
-async def read_message(reader: asyncio.StreamReader, max_size: int, max_header: int) -> tuple[bytes, int, Reply | None]:
+_END = b"\r\n.\r\n"
+
+
+async def read_message(reader: asyncio.StreamReader, max_size: int, max_header: int,
+                       admit_large: Callable[[], Awaitable[None]] | None = None) -> tuple[bytes, int, Reply | None]:
     """The message up to CRLF.CRLF, dot-unstuffed, and the bytes received; or the reply
     refusing it (the data is read to its end anyway, and nothing is kept past ``max_size``).
 
-    The reader is asked for pieces ending in ``.<CRLF>`` (or up to its buffer
-    limit), not line by line. The end is the first ``.<CRLF>`` right after a
-    CRLF, so a bare LF or CR never ends the data early; then the whole buffer
-    is checked: a bare CR or LF anywhere refuses it (550 5.5.2), as does a
-    header section past ``max_header`` (552 5.3.4).
+    The end is the first CRLF.CRLF, DATA's own CRLF counting as the first
+    CRLF (so ``.<CRLF>`` right away is an empty message); a bare LF or CR never
+    ends the data early. The reader is asked for pieces ending in the whole
+    CRLF.CRLF (or up to its buffer limit, which never cuts one in two), not
+    line by line: only the first bytes, where the end could straddle DATA's
+    CRLF, are read a few at a time. Then the whole buffer is checked: a bare CR
+    or LF anywhere refuses it (550 5.5.2), as does a header section past
+    ``max_header`` (552 5.3.4). Once ``LARGE_MESSAGE`` bytes came, ``admit_large()``
+    is awaited before reading on (the server's bound on large messages in flight).
     """
     pieces: list[bytes] = []
     size = 0
-    tail = b"\r\n"                       # the last two bytes received: DATA's own CRLF at first
-    while True:
-        try:
-            piece = await reader.readuntil(b".\r\n")
-        except asyncio.LimitOverrunError as exc:
-            piece = await reader.read(exc.consumed)
-        else:
-            if (tail + piece[-5:]).endswith(b"\r\n.\r\n"):
-                piece = piece[:-3]
-                size += len(piece)
-                if size <= max_size:
-                    pieces.append(piece)
-                break
+    gate = admit_large
+
+    async def add(piece: bytes) -> None:
+        nonlocal size, gate
         size += len(piece)
-        tail = (tail + piece)[-2:]
+        if gate is not None and size > LARGE_MESSAGE:
+            admit, gate = gate, None
+            await admit()
         if size <= max_size:
             pieces.append(piece)
         elif pieces:
             pieces.clear()
+
+    head = await reader.readexactly(3)          # any data ends with ".<CRLF>": 3 bytes are there
+    if head == b".\r\n":
+        await add(b"")
+    else:
+        while (partial := _partial_end(head)) and not head.endswith(_END):
+            head += await reader.readexactly(len(_END) - partial)
+        if head.endswith(_END):
+            await add(head[:-3])
+        else:
+            await add(head)
+            while True:
+                try:
+                    piece = await reader.readuntil(_END)
+                except asyncio.LimitOverrunError as exc:
+                    await add(await reader.read(exc.consumed))
+                else:
+                    await add(piece[:-3])
+                    break
     if size > max_size:
         return b"", size, replies.SIZE_EXCEEDED
     data = b"".join(pieces)
@@ -371,6 +410,14 @@ async def read_message(reader: asyncio.StreamReader, max_size: int, max_header: 
     if (len(data) if blank < 0 else blank) > max_header:
         return b"", size, replies.HEADER_EXCEEDED
     return data, size, None
+
+
+def _partial_end(data: bytes) -> int:
+    """Length of the longest tail of ``data`` that begins CRLF.CRLF (0: none)."""
+    for k in (4, 3, 2, 1):
+        if data.endswith(_END[:k]):
+            return k
+    return 0
 
 
 def _xtext_decode(value: str) -> str:

@@ -34,6 +34,28 @@ log = structlog.get_logger("relay.serving")
 
 Trigger = Callable[[], Awaitable[Any]]
 
+_M_MMAP_THRESHOLD = -3          # glibc mallopt parameter
+_MMAP_THRESHOLD = 256 * 1024
+
+
+def return_large_buffers() -> bool:
+    """Make glibc serve every allocation past 256 KiB with its own mmap, given back on free.
+
+    By default glibc raises that threshold each time a large block is freed,
+    so message-sized buffers end up in the heap, which keeps its peak: with 50
+    sessions of 10 MB mail a worker stayed near 1 GB; with this and the large
+    message bound in ``server.py`` it stays under 300 MB (bench/profile.md).
+    Called once per worker process; False where the C library is not glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD))
+    except (OSError, AttributeError):
+        return False
+
 
 @dataclass(slots=True)
 class Collaborators:
@@ -140,6 +162,7 @@ async def serve(settings: Settings, shutdown_trigger: Trigger | None = None, *,
             reloader.cancel()
         server.close()
         await _drain(state, settings.shutdown_grace)
+        upstream.close()
         if metrics_server is not None:
             metrics_server.close()
             await metrics_close()

@@ -4,7 +4,11 @@
 :meth:`Upstream.session` gives an :class:`UpstreamSession`, opened lazily for
 one client session and reused across its transactions: MAIL FROM and each
 RCPT TO are mirrored there so the client gets the next hop's own answers,
-and DATA is sent after the policy decided. :func:`deliver` sends one message
+and DATA is sent after the policy decided. When the client leaves with no
+transaction open, its next-hop session is kept (idle, at most ``IDLE_MAX``
+per worker, for ``IDLE_SECONDS``) for the next client session instead of
+QUIT and a new connect + EHLO (bench/profile.md); a kept session that turns
+out dead is replaced once, transparently. :func:`deliver` sends one message
 and closes (quarantine release).
 
 Replies come back as :class:`~relay.replies.Reply` values, whatever their
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import time
 from collections.abc import Sequence
 
 import aiosmtplib
@@ -27,6 +32,9 @@ from relay import replies
 from relay.config import Settings
 from relay.errors import UpstreamRejected, UpstreamUnavailable
 from relay.replies import Reply
+
+IDLE_MAX = 32              # idle next-hop sessions kept per worker
+IDLE_SECONDS = 30.0        # ... for at most this long (well under Postfix's 300 s smtpd_timeout)
 
 # Failures that mean "no usable answer from the next hop".
 _UNAVAILABLE = (aiosmtplib.SMTPException, OSError, ssl.SSLError, asyncio.TimeoutError, ValueError)
@@ -39,6 +47,7 @@ class Upstream:
         self.settings = settings
         self.local_hostname = local_hostname
         self.tls_context = tls_context
+        self._idle: list[tuple[float, aiosmtplib.SMTP]] = []
 
     @classmethod
     async def create(cls, settings: Settings) -> Upstream:
@@ -52,6 +61,28 @@ class Upstream:
     def session(self) -> UpstreamSession:
         return UpstreamSession(self)
 
+    def _take(self) -> aiosmtplib.SMTP | None:
+        """The most recently kept idle session still connected and young enough, or None."""
+        now = time.monotonic()
+        while self._idle:
+            since, smtp = self._idle.pop()
+            if now - since < IDLE_SECONDS and smtp.is_connected:
+                return smtp
+            _quit_and_close(smtp)
+        return None
+
+    def _keep(self, smtp: aiosmtplib.SMTP) -> None:
+        if len(self._idle) >= IDLE_MAX or not smtp.is_connected:
+            _quit_and_close(smtp)
+        else:
+            self._idle.append((time.monotonic(), smtp))
+
+    def close(self) -> None:
+        """QUIT and close the idle sessions kept (at shutdown)."""
+        idle, self._idle = self._idle, []
+        for _, smtp in idle:
+            _quit_and_close(smtp)
+
     def _client(self) -> aiosmtplib.SMTP:
         s = self.settings
         start_tls = {"off": False, "opportunistic": None, "required": True}[s.upstream_tls]
@@ -60,6 +91,16 @@ class Upstream:
             timeout=s.upstream_timeout, start_tls=start_tls, validate_certs=s.upstream_tls_verify,
             tls_context=self.tls_context if start_tls is not False else None,
         )
+
+
+def _quit_and_close(smtp: aiosmtplib.SMTP) -> None:
+    """Send QUIT without waiting for the answer, then close."""
+    if smtp.is_connected and smtp.protocol is not None:
+        try:
+            smtp.protocol.write(b"QUIT\r\n")
+        except _UNAVAILABLE:
+            pass
+    smtp.close()
 
 
 def client_tls_context(verify: bool) -> ssl.SSLContext:
@@ -82,9 +123,13 @@ class UpstreamSession:
     def connected(self) -> bool:
         return self._smtp is not None and self._smtp.is_connected
 
-    async def open(self) -> None:
-        """Connect, EHLO (HELO if refused) and STARTTLS as configured."""
+    async def open(self, kept: bool = False) -> bool:
+        """Connect, EHLO (HELO if refused) and STARTTLS as configured; with ``kept``, take an
+        idle session kept from an earlier client instead if there is one. True if it was kept."""
         self.close()
+        if kept and (smtp := self._upstream._take()) is not None:
+            self._smtp = smtp
+            return True
         smtp = self._upstream._client()
         try:
             await smtp.connect()
@@ -98,6 +143,7 @@ class UpstreamSession:
             raise UpstreamUnavailable(f"cannot open a session to {self._upstream.settings.upstream}: "
                                       f"{type(exc).__name__}: {exc}") from exc
         self._smtp = smtp
+        return False
 
     async def mail(self, sender: str, options: Sequence[str] = ()) -> Reply:
         """Mirror ``MAIL FROM``; reconnects once if a reused session turns out to be dead."""
@@ -105,7 +151,7 @@ class UpstreamSession:
         for attempt in (1, 2):
             reused = self.connected
             if not reused:
-                await self.open()
+                reused = await self.open(kept=attempt == 1)
             args = [b"FROM:" + _path(sender), *self._supported(options)]
             try:
                 response = await self._command(b"MAIL", *args)
@@ -188,12 +234,14 @@ class UpstreamSession:
         self.close()
 
     def quit_nowait(self) -> None:
-        """Send QUIT without waiting for the answer, then close (the client is leaving)."""
-        if self.connected and self._smtp.protocol is not None:
-            try:
-                self._smtp.protocol.write(b"QUIT\r\n")
-            except _UNAVAILABLE:
-                pass
+        """The client is leaving: keep the session for the next client if no transaction is
+        open, else send QUIT without waiting for the answer and close."""
+        if self._smtp is not None and not self.in_transaction:
+            smtp, self._smtp = self._smtp, None
+            self._upstream._keep(smtp)
+            return
+        if self._smtp is not None:
+            _quit_and_close(self._smtp)
         self.close()
 
     def close(self) -> None:

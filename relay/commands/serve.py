@@ -64,6 +64,7 @@ def _worker_entry(settings: Settings, parent: int, ready) -> None:
 async def _worker(settings: Settings, policy, ready=None) -> int:
     from relay import serving
 
+    serving.return_large_buffers()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     reload = asyncio.Event()

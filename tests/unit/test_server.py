@@ -708,6 +708,38 @@ def test_read_message_refusals_read_to_the_real_end(body, expected):
     assert data == b"" and problem.status == expected and rest == b"QUIT\r\n"
 
 
+@pytest.mark.parametrize("size, admitted", [(1000, 0), (3 * 1024 * 1024, 1)])
+def test_read_message_waits_for_admission_once_past_the_large_size(size, admitted):
+    from relay.server import LARGE_MESSAGE, read_message
+
+    async def go():
+        calls, fed = [], [0]
+
+        async def admit():
+            calls.append(fed[0])                 # how much the client had sent when we asked
+            await asyncio.sleep(0)
+
+        reader = asyncio.StreamReader(limit=65536)
+        body = (b"x" * 998 + b"\r\n") * (size // 1000)
+        wire = body + b".\r\nQUIT\r\n"
+
+        async def feed():                        # as the network would, 64 KiB at a time
+            for i in range(0, len(wire), 65536):
+                reader.feed_data(wire[i:i + 65536])
+                fed[0] = i + 65536
+                await asyncio.sleep(0)
+            reader.feed_eof()
+
+        feeder = asyncio.create_task(feed())
+        data, _, problem = await read_message(reader, 10 * 1024 * 1024, 10 * 1024 * 1024, admit)
+        await feeder
+        return data == body and problem is None, calls
+
+    ok, calls = asyncio.run(go())
+    assert ok and len(calls) == admitted
+    assert all(sent < LARGE_MESSAGE + 4 * 65536 for sent in calls)    # asked early, not at the end
+
+
 def test_shutdown_tells_idle_sessions_421_and_lets_busy_ones_finish(make_settings, make_sink):
     sink = make_sink(data_delay=1.0)
 

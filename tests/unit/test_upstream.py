@@ -114,6 +114,78 @@ def test_session_reconnects_when_a_reused_session_died(make_settings, make_sink)
     assert sink.handler.sessions == 2
 
 
+def test_a_left_session_is_kept_for_the_next_client_and_quit_at_close(make_settings, make_sink):
+    sink = make_sink()
+
+    async def go():
+        upstream = await Upstream.create(settings_for(make_settings, sink.port))
+        answers = []
+        for n in range(3):                          # three client sessions one after the other
+            session = upstream.session()
+            try:
+                answers.append(await session.mail("alice@example.org"))
+                await session.rcpt("bob@example.org")
+                answers.append(await session.data(MSG))
+                session.quit_nowait()               # the client said QUIT, no transaction open
+            finally:
+                session.close()
+        kept = len(upstream._idle)
+        upstream.close()
+        await asyncio.sleep(0.05)
+        return answers, kept
+
+    answers, kept = run(go())
+    assert all(a.ok for a in answers) and len(sink.messages) == 3
+    assert sink.handler.sessions == 1 and kept == 1
+    for _ in range(200):                            # bounded wait for the QUIT sent at close
+        if sink.handler.commands[-1:] == ["QUIT"]:
+            break
+        run(asyncio.sleep(0.01))
+    assert sink.handler.commands[-1] == "QUIT"
+
+
+def test_a_session_left_mid_transaction_is_not_kept(make_settings, make_sink):
+    sink = make_sink()
+
+    async def go():
+        upstream = await Upstream.create(settings_for(make_settings, sink.port))
+        session = upstream.session()
+        try:
+            await session.mail("alice@example.org")
+            session.quit_nowait()
+            return len(upstream._idle)
+        finally:
+            session.close()
+            upstream.close()
+
+    assert run(go()) == 0
+
+
+def test_a_kept_session_that_died_is_replaced_transparently(make_settings, make_sink):
+    sink = make_sink()
+
+    async def go():
+        upstream = await Upstream.create(settings_for(make_settings, sink.port))
+        first = upstream.session()
+        await first.mail("alice@example.org")
+        await first.rcpt("bob@example.org")
+        await first.data(MSG)
+        first.quit_nowait()
+        upstream._idle[0][1].transport.abort()      # the next hop dropped it while idle
+        await asyncio.sleep(0.05)
+        second = upstream.session()
+        try:
+            answer = await second.mail("carol@example.org")
+            await second.rcpt("bob@example.org")
+            return answer, await second.data(MSG)
+        finally:
+            second.close()
+            upstream.close()
+
+    answer, sent = run(go())
+    assert answer.ok and sent.ok and len(sink.messages) == 2
+
+
 def test_upstream_421_is_not_passed_on_as_our_own_421():
     answer = replies.from_upstream(421, "4.3.2 shutting down")
     assert answer.code == 421
