@@ -155,3 +155,30 @@ def encrypted_magic() -> bytes:
     from relay.extract.encrypted import OLE_MAGIC
 
     return OLE_MAGIC
+
+
+def test_fullwidth_digits_in_every_kind_of_text_read_as_ascii_and_are_found(make_message):
+    """The review's case: 'AB １２ ３４ ５６ C' in a body, an attachment and an archive member
+    passed the personal-data scan. Text is folded (NFKC) when its chunk is made, so every
+    detector's offsets and masked evidence refer to the folded text they were found in."""
+    import asyncio
+
+    from relay.envelope import Envelope
+    from relay.organisation import Organisation
+    from relay.scanners import ScanContext
+    from relay.scanners.personal_data import PersonalDataScanner
+
+    wide = "Name, NI number\nJohn Smith, AB \uff11\uff12 \uff13\uff14 \uff15\uff16 C\n"
+    member = io.BytesIO()
+    with zipfile.ZipFile(member, "w") as zf:
+        zf.writestr("staff.txt", wide)
+    raw = make_message(body=wide, attachments=[("staff.csv", wide.encode(), "text/csv"),
+                                               ("staff.zip", member.getvalue(), "application/zip")])
+    message = parse(raw)
+    result = extract(message)
+    texts = [c.text for c in result.chunks if c.where != "header Subject"]
+    assert len(texts) == 3 and all("AB 12 34 56 C" in t and "\uff11" not in t for t in texts)
+    ctx = ScanContext(message, Envelope("alice@example.ac.uk", ("x@partner.example.com",)), Organisation(), result)
+    found = asyncio.run(PersonalDataScanner().scan(ctx))
+    ninos = [f for f in found if f.type == "uk_nino"]
+    assert ninos and all("\uff11" not in f.evidence for f in ninos)
