@@ -98,17 +98,23 @@ def split_head(raw: bytes) -> Head:
     first = raw.find(b"\n")
     eol = b"\n" if first > 0 and raw[first - 1:first] != b"\r" else b"\r\n"
     fields: list[Field] = []
+    folded: list[bytes] = []                        # the last field's lines, joined once (no quadratic +=)
     pos = 0
     for m in _LINE.finditer(raw):
         line = m.group()
         if line in (b"\r\n", b"\n", b"\r"):
             break                                   # the empty line: the body follows
         if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] = Field(fields[-1].name, fields[-1].raw + line)
+            folded.append(line)
         else:
+            if len(folded) > 1:
+                fields[-1] = Field(fields[-1].name, b"".join(folded))
             nm = _FIELD_NAME.match(line)
             fields.append(Field(nm.group(1).decode("ascii") if nm else "", line))
+            folded = [line]
         pos = m.end()
+    if len(folded) > 1:
+        fields[-1] = Field(fields[-1].name, b"".join(folded))
     return Head(tuple(fields), raw[pos:], eol)
 
 
