@@ -157,3 +157,21 @@ def test_nul_bytes_in_text_are_malformed_but_utf16_text_is_not():
     assert "nul_in_text" not in types(head % b"" + b"\r\n" + utf16)                      # BOM-less, all of it
     assert "nul_in_text" in types(head % b"" + b"\r\n" + utf16 + b"then 9\x0043 476 5919 in ASCII" * 20)
     assert types(head % b"" + b"\r\nno NUL here\r\n") == set()
+
+
+def test_long_encoded_word_headers_are_decoded_in_bounded_pieces(monkeypatch):
+    """Found by the hostile tests: the stdlib's RFC 2047 decoder is quadratic in the number of words, and
+    a 2 MB Subject of encoded words took minutes to parse. Long values are now decoded in pieces."""
+    import email.header
+
+    from relay import message
+
+    seen = []
+    real = email.header.decode_header
+    monkeypatch.setattr(email.header, "decode_header", lambda v: seen.append(len(v)) or real(v))
+    value = "=?utf-8?q?caf=C3=A9?= " * 40_000 + "end"
+    text = message.decode_words(value)
+    assert text.count("café") == 40_000 and text.endswith("end") and "=?" not in text
+    assert max(seen) <= 2 * message._WORDS_PIECE
+    short = "Re: =?utf-8?q?caf=C3=A9?= =?utf-8?q?_au_lait?="
+    assert message.decode_words(short) == str(email.header.make_header(real(short)))   # short values: as before
