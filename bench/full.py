@@ -25,7 +25,7 @@ separately), peak RSS (per process and tree). Then: pass-through (relay
 with smtp-source (bench/smtp_paths.py's method); peak RSS per worker with 50
 sessions of 10 MB messages; RSS over a longer mixed run (growth check).
 
-    .venv/bin/python bench/full.py                      # everything, ~15 min on 2 cores
+    .venv/bin/python bench/full.py                      # everything, ~25 min on 2 cores
     .venv/bin/python bench/full.py --quick              # a smaller smoke run
     .venv/bin/python bench/full.py --paths sink,relay2 --concurrency 10 --workloads plain20k
 
@@ -422,14 +422,14 @@ def main() -> int:
     ap.add_argument("--paths", default="sink,relay1,relay2,amavis")
     ap.add_argument("--workloads", default="plain20k,mime20k,mixed")
     ap.add_argument("--concurrency", default="1,10,50")
-    ap.add_argument("--mixed", type=int, default=600, help="messages in the mixed workload")
-    ap.add_argument("--fixed", type=int, default=600, help="messages per fixed 20 KB workload")
-    ap.add_argument("--max-seconds", type=float, default=60.0, help="cap per run (the count sent is reported)")
+    ap.add_argument("--mixed", type=int, default=400, help="messages in the mixed workload")
+    ap.add_argument("--fixed", type=int, default=500, help="messages per fixed 20 KB workload")
+    ap.add_argument("--max-seconds", type=float, default=40.0, help="cap per run (the count sent is reported)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--policy", default=str(ROOT / "policies/icmp-email-use.yaml"))
     ap.add_argument("--passthrough", type=int, default=2000, help="messages per pass-through measurement (0: skip)")
-    ap.add_argument("--memory", type=int, default=100, help="10 MB messages for the memory check (0: skip)")
-    ap.add_argument("--soak", type=int, default=3000, help="mixed messages for the RSS growth check (0: skip)")
+    ap.add_argument("--memory", type=int, default=50, help="10 MB messages for the memory check (0: skip)")
+    ap.add_argument("--soak", type=int, default=10000, help="mixed messages for the RSS growth check (0: skip)")
     ap.add_argument("--relay-env", action="append", default=[], help="extra RELAY_*=value for the relays")
     ap.add_argument("--quick", action="store_true", help="small counts: a smoke run")
     ap.add_argument("--keep-log", type=Path, default=None,
