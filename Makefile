@@ -42,8 +42,7 @@ soak: deps $(STAMP)
 
 ## coverage-guided fuzzing of the MIME parser, bounded in time
 fuzz: $(STAMP)
-	$(VENV)/bin/pip install -q atheris
-	$(PY) fuzz/fuzz_message.py -max_total_time=60 fuzz/corpus
+	fuzz/run.sh 60
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -196,7 +196,7 @@ def main() -> int:
         for size in sizes:
             msgfile = tmp / f"msg-{size}.eml"
             message = make_message(size)
-            msgfile.write_bytes(message)
+            msgfile.write_bytes(message.replace(b"\r\n", b"\n"))   # smtp-source adds the CR itself
             n = args.messages if size <= 64 * 1024 else max(args.messages // 4, 100)
             for w in workers:
                 relay_port = free_port()
