@@ -12,8 +12,9 @@ others go on.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -79,6 +80,17 @@ def kinds_of(scanner: Scanner) -> frozenset[str]:
         if type(scanner).__name__ == cls_name:
             return kinds
     return frozenset(KINDS)
+
+
+# Below this size, a message with no attachments is scanned inline: cheaper than a thread hop.
+INLINE_BYTES = 256 * 1024
+
+
+async def run_sized(message: ParsedMessage, scan: Callable[[ParsedMessage], list[Finding]]) -> list[Finding]:
+    """``scan(message)`` inline for small text-only mail (microseconds), else in a worker thread."""
+    if message.size <= INLINE_BYTES and next(message.attachments(), None) is None:
+        return scan(message)
+    return await asyncio.to_thread(scan, message)
 
 
 def build_scanners(settings: Settings, needed: frozenset[str] | None = None) -> list[Scanner]:

@@ -59,7 +59,6 @@ checks microseconds. Findings (``where`` is the part's label):
 
 from __future__ import annotations
 
-import asyncio
 import io
 import re
 import threading
@@ -72,6 +71,7 @@ import magic
 from relay.extract.plain import is_text
 from relay.findings import Confidence, Finding
 from relay.message import ParsedMessage, Part
+from relay.scanners import run_sized
 
 HEAD = 8 * 1024
 _local = threading.local()
@@ -376,9 +376,6 @@ def scan_message(message: ParsedMessage) -> list[Finding]:
     return out
 
 
-INLINE_BYTES = 256 * 1024
-
-
 class FileTypeScanner:
     name = "filetypes"
 
@@ -386,7 +383,4 @@ class FileTypeScanner:
         self.settings = settings
 
     async def scan(self, ctx) -> Sequence[Finding]:
-        message = ctx.message
-        if message.size <= INLINE_BYTES and next(message.attachments(), None) is None:
-            return scan_message(message)  # text bodies only: microseconds, less than a thread hop
-        return await asyncio.to_thread(scan_message, message)
+        return await run_sized(ctx.message, scan_message)

@@ -47,12 +47,12 @@ Files (every leaf, archive members included):
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import Iterator, Sequence
 
 from relay.findings import Confidence, Finding
 from relay.message import ParsedMessage, Part
+from relay.scanners import run_sized
 
 CFB = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 DEFAULT_OFFICE_PASSWORD = "VelvetSweatshop"
@@ -258,9 +258,6 @@ def scan_message(message: ParsedMessage) -> list[Finding]:
     return message_protection(message) + file_protection(message)
 
 
-INLINE_BYTES = 256 * 1024
-
-
 class ProtectionScanner:
     name = "protection"
 
@@ -268,7 +265,4 @@ class ProtectionScanner:
         self.settings = settings
 
     async def scan(self, ctx) -> Sequence[Finding]:
-        message = ctx.message
-        if message.size <= INLINE_BYTES and next(message.attachments(), None) is None:
-            return scan_message(message)  # text bodies only: microseconds, less than a thread hop
-        return await asyncio.to_thread(scan_message, message)
+        return await run_sized(ctx.message, scan_message)
