@@ -143,17 +143,10 @@ class RelayHandler:
 
     def _maybe_notify(self, decision, outcome: _Outcome) -> None:
         """Tell the internal sender about a hold or a policy reject, if a deciding rule asks (off the reply path)."""
-        action = decision.verdict.action
-        held = outcome.quarantine_id is not None
-        if not (held or (action is Action.REJECT and not outcome.error)):
-            return
-        if not any(m.notify_sender and not m.monitor for m in decision.verdict.matches):
-            return
-        from relay.quarantine.notify import notify_sender
+        from relay.quarantine.notify import schedule
 
-        task = asyncio.get_running_loop().create_task(notify_sender(self.settings, decision, outcome.quarantine_id))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        schedule(self.settings, decision, outcome.quarantine_id,
+                 decision.verdict.action is Action.REJECT and not outcome.error, self._background)
 
     async def _act(self, upstream: UpstreamSession, envelope: Envelope, decision, raw: bytes) -> _Outcome:
         """Turn the verdict into side effects and one reply.

@@ -37,6 +37,8 @@ from relay.envelope import Envelope
 from relay.log import decision_event
 from relay.milter import act as act_mod
 from relay.milter import protocol as p
+from relay.quarantine import notify
+from relay.verdict import Action
 from relay.replies import Reply
 
 log = structlog.get_logger("relay.milter")
@@ -84,6 +86,7 @@ class MilterServer:
 
     def __init__(self, settings: Settings, pipeline, *, store=None, signer=None) -> None:
         self.settings = settings
+        self.background: set[asyncio.Task] = set()   # sender notices in flight
         self.pipeline = pipeline
         self.store = store
         self.signer = signer
@@ -333,6 +336,8 @@ class MilterSession:
                          - (decision.timings.get("total", 0.0) if decision else 0.0)})
         if decision is not None:
             metrics.observe_decision(decision, len(raw))
+            notify.schedule(self.settings, decision, outcome.quarantine_id,
+                            decision.verdict.action is Action.REJECT and not outcome.error, self.server.background)
 
     async def _keepalive(self) -> None:
         while True:

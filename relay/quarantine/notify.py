@@ -15,6 +15,7 @@ changes what happens to the message itself.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 from collections.abc import Awaitable, Callable, Sequence
@@ -101,3 +102,17 @@ async def notify_sender(settings: Any, decision: Any, quarantine_id: str | None,
     log.info("quarantine.notify", id=quarantine_id, action=str(decision.verdict.action),
              rules=[m.rule_id for m in rules])
     return True
+
+
+def schedule(settings: Any, decision: Any, quarantine_id: str | None, rejected_by_policy: bool,
+             tasks: set) -> None:
+    """Start the sender notice off the reply path (both fronts call this after replying): only for a
+    hold or a policy reject, and only when an enforced matching rule asks for it. ``tasks`` keeps a
+    reference to the task until it ends."""
+    if quarantine_id is None and not rejected_by_policy:
+        return
+    if not any(m.notify_sender and not m.monitor for m in decision.verdict.matches):
+        return
+    task = asyncio.get_running_loop().create_task(notify_sender(settings, decision, quarantine_id))
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)

@@ -4,6 +4,8 @@ recorded Postfix session), the real Pipeline with a small stand-in policy, the r
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import contextlib
 from pathlib import Path
 
@@ -395,3 +397,39 @@ def test_unix_socket_and_an_mta_without_leading_space(make_settings, tmp_path):
     assert cmds(replies)[-1] == p.DISCARD
     assert raw.startswith(b"From: Alice <alice@example.ac.uk>\r\nTo: bob@partner.example\r\nSubject: SECRET\r\n")
     assert not path.exists()                             # removed on stop
+
+
+class Notifying(StubPolicy):
+    """StubPolicy whose rule asks for a sender notice."""
+
+    def evaluate(self, envelope, message, findings):
+        verdict = super().evaluate(envelope, message, findings)
+        matches = tuple(RuleMatch(m.rule_id, m.clause, m.action, m.reason, notify_sender=True) for m in verdict.matches)
+        return Verdict(verdict.action, matches, verdict.recipient_actions, verdict.policy_version, verdict.tag)
+
+
+def test_a_hold_tells_the_sender_when_the_rule_asks(make_settings, make_sink, tmp_path):
+    sink = make_sink()
+
+    async def go():
+        store = open_store(f"sqlite:///{tmp_path}/q.sqlite3")
+        try:
+            headers = [(n, " SECRET pay" if n == "Subject" else v) for n, v in HEADERS]
+            async with running(make_settings, policy=Notifying(), store=store,
+                               upstream=f"127.0.0.1:{sink.port}", upstream_tls="off") as port:
+                replies = await exchange(port, mta((["bob@partner.example"], headers, b"NI\r\n")))
+                for _ in range(200):                     # the notice goes out after the reply
+                    if sink.messages:
+                        break
+                    await asyncio.sleep(0.05)
+            [held] = await store.list()
+            return replies, held
+        finally:
+            await store.close()
+
+    replies, held = asyncio.run(go())
+    assert cmds(replies)[-1] == p.DISCARD
+    [notice] = sink.messages
+    assert notice.rcpt_tos == ("alice@example.ac.uk",) and notice.mail_from in ("", "<>")
+    text = email.message_from_bytes(notice.data, policy=email.policy.default).get_body().get_content()
+    assert held.id in text and "rule-hold" in text
