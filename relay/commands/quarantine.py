@@ -47,7 +47,10 @@ def parse_when(text: str, now: dt.datetime | None = None) -> dt.datetime:
     """``2d`` / ``12h`` / ``30m`` / ``1w`` ago, or an ISO date or date-time (UTC when no zone)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     if m := _RELATIVE.fullmatch(text):
-        return now - dt.timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2).lower()])
+        try:
+            return now - dt.timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2).lower()])
+        except OverflowError:
+            raise click.BadParameter(f"{text!r}: age too large") from None
     try:
         value = dt.datetime.fromisoformat(text.strip())
     except ValueError:
@@ -57,7 +60,12 @@ def parse_when(text: str, now: dt.datetime | None = None) -> dt.datetime:
 
 def parse_age(text: str) -> dt.timedelta:
     if m := _RELATIVE.fullmatch(text):
-        return dt.timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2).lower()])
+        try:
+            age = dt.timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2).lower()])
+            dt.datetime.now(dt.timezone.utc) - age   # purge subtracts it from now: must stay a date
+        except OverflowError:
+            raise click.BadParameter(f"{text!r}: age too large") from None
+        return age
     raise click.BadParameter(f"{text!r}: expected an age such as 30d, 12h or 2w")
 
 

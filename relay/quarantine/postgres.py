@@ -82,8 +82,11 @@ class PostgresStore:
             if self._ready:
                 return
             try:
-                await self._pool.open(wait=True, timeout=self.timeout)
-                async with self._pool.connection() as conn, conn.transaction():
+                # No wait here: a failed or cancelled wait() closes the pool for good (psycopg_pool),
+                # which would keep the store unavailable after the database came back. The pool
+                # connects in the background; connection() below is bounded by the pool's timeout.
+                await self._pool.open(wait=False)
+                async with self._pool.connection(timeout=self.timeout) as conn, conn.transaction():
                     await self._migrate(conn)
             except psycopg_pool.PoolTimeout as exc:
                 raise StoreUnavailable(f"quarantine database unreachable: {_safe(self.url)}") from exc

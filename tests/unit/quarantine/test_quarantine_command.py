@@ -40,3 +40,11 @@ def test_table_escapes_and_masks():
     out = table([row])
     assert "b@x.example +1" in out and "2 KB" in out and "AB123456C" not in out and "\x1b" not in out
     assert table([]) == "no messages"
+
+
+@pytest.mark.parametrize("text", ["99999999999d", "999999999w", "9" * 30 + "h"])
+def test_ages_too_large_for_a_date_are_a_usage_error_not_a_traceback(text):
+    with pytest.raises(click.BadParameter, match="age too large"):
+        parse_when(text)
+    with pytest.raises(click.BadParameter, match="age too large"):
+        parse_age(text)
