@@ -25,14 +25,31 @@ TEST_IBANS = frozenset(load_lines("test_ibans.txt"))
 _ACCOUNT = re.compile(r"(?<![0-9])(?<![0-9][ \-])(?:[0-9]{8}|[0-9]{4} [0-9]{4})(?![0-9]|[ \-][0-9])")
 
 
+def _iban_lengths() -> dict[str, int]:
+    """Country code -> IBAN length, from python-stdnum's IBAN registry (4 + the BBAN's fixed length)."""
+    from stdnum import numdb
+
+    db = numdb.get("iban")
+    out: dict[str, int] = {}
+    for cc_prefix in _COUNTRY_CODES:
+        info = db.info(cc_prefix + "00")
+        bban = info[0][1].get("bban", "") if info and len(info[0]) > 1 else ""
+        if bban:
+            out[cc_prefix] = 4 + sum(int(n) for n in re.findall(r"(\d+)!?[nace]", bban))
+    return out
+
+
+_COUNTRY_CODES = tuple(f"{a}{b}" for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+IBAN_LENGTHS = _iban_lengths()
+
+
 def iban(cc: ChunkContext, start: int, end: int, raw: str) -> Hit | None:
     compact = raw.replace(" ", "")
-    for length in range(len(compact), 14, -1):   # the match may run into the next word
-        candidate = compact[:length]
-        if iban_ok(candidate):
-            break
-    else:
+    # One check per candidate: an IBAN's length is fixed by its country (the match may run into the next word).
+    length = IBAN_LENGTHS.get(compact[:2].upper())
+    if length is None or len(compact) < length or not iban_ok(compact[:length]):
         return None
+    candidate = compact[:length]
     if candidate in TEST_IBANS:
         return None
     corroborated, negative = cc.evidence(IBAN_WORDS, IBAN_WORDS, start, end)
