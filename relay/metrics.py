@@ -146,26 +146,30 @@ async def _route(path: str, readiness: Readiness | None) -> tuple[str, bytes, st
     return "404 Not Found", b"not found\n", "text/plain"
 
 
-def standard_checks(settings) -> tuple[dict[str, Check], Callable[[], Awaitable[None]]]:
+def standard_checks(settings, store=None) -> tuple[dict[str, Check], Callable[[], Awaitable[None]]]:
     """The readiness checks of a relay: clamd answers PING (any address: failover), the quarantine
     store is writable (a rolled-back probe write; also refreshes ``relay_quarantine_held``), and
-    the next hop answers EHLO. Returns the checks and a ``close`` for the store they opened."""
+    the next hop answers EHLO. ``store``: the process's own store, reused; without it one is opened.
+    Returns the checks and a ``close`` for a store they opened (a no-op for a reused one)."""
     import aiosmtplib
 
     from relay.clamd import Clamd
     from relay.quarantine import open_store
-    from relay.quarantine.store import Filter
 
     clamd = Clamd.from_settings(settings)
-    store = open_store(settings.quarantine)
+    owned = store is None
+    store = open_store(settings.quarantine) if owned else store
+
+    async def close() -> None:
+        if owned:
+            await store.close()
 
     async def clamd_check() -> None:
         await clamd.ping()
 
     async def store_check() -> None:
         await store.ping(write=True)
-        held = await store.list(Filter(status="held", limit=100000))
-        QUARANTINE_HELD.set(len(held))
+        QUARANTINE_HELD.set(await store.count("held"))
 
     async def next_hop_check() -> None:
         client = aiosmtplib.SMTP(hostname=settings.upstream.host, port=settings.upstream.port,
@@ -179,4 +183,4 @@ def standard_checks(settings) -> tuple[dict[str, Check], Callable[[], Awaitable[
             except aiosmtplib.SMTPException:
                 client.close()
 
-    return {"clamd": clamd_check, "quarantine": store_check, "next_hop": next_hop_check}, store.close
+    return {"clamd": clamd_check, "quarantine": store_check, "next_hop": next_hop_check}, close

@@ -145,7 +145,7 @@ async def serve(settings: Settings, shutdown_trigger: Trigger | None = None, *,
     server = await loop.create_server(state.factory, sock=sock, backlog=512)
     metrics_server = metrics_close = None
     if settings.metrics is not None and not os.environ.get("RELAY_WORKER_OF"):
-        metrics_server, metrics_close = await start_metrics(settings)
+        metrics_server, metrics_close = await start_metrics(settings, collaborators.store)
     bound = sock.getsockname()[:2]
     log.info("serving", listen=f"{bound[0]}:{bound[1]}", upstream=str(settings.upstream), pid=os.getpid(),
              policy_version=pipeline.policy.version, tls=tls_context is not None)
@@ -203,10 +203,11 @@ async def _reload_loop(trigger: Trigger, handler: RelayHandler) -> None:
         log.info("policy.reloaded", path=str(path), version=policy.version)
 
 
-async def start_metrics(settings: Settings):
-    """/metrics, /healthz and /readyz (clamd, quarantine store, next hop); returns the server and a close."""
+async def start_metrics(settings: Settings, store=None):
+    """/metrics, /healthz and /readyz (clamd, quarantine store, next hop); returns the server and a close.
+    ``store``: the worker's own quarantine store, reused by the readiness check."""
     from relay import metrics
 
-    checks, close = metrics.standard_checks(settings)
+    checks, close = metrics.standard_checks(settings, store)
     server = await metrics.serve_http(settings.metrics.host, settings.metrics.port, metrics.Readiness(checks))
     return server, close

@@ -312,6 +312,14 @@ class PostgresStore:
     async def ping(self, write: bool = False) -> None:
         await self._tx(self._ping, write)
 
+    async def count(self, status: str = "held") -> int:
+        return await self._tx(self._count, status)
+
+    @staticmethod
+    async def _count(conn, status: str) -> int:
+        cur = await conn.execute("SELECT count(*) AS n FROM held WHERE status = %s", (status,))
+        return (await cur.fetchone())["n"]
+
     @staticmethod
     async def _ping(conn, write: bool) -> None:
         await conn.execute("SELECT 1 FROM schema_version")

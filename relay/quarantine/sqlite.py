@@ -380,6 +380,13 @@ class SqliteStore:
     async def ping(self, write: bool = False) -> None:
         await self._run(self._ping, write)
 
+    async def count(self, status: str = "held") -> int:
+        return await self._run(self._count, status)
+
+    @staticmethod
+    def _count(conn: sqlite3.Connection, status: str) -> int:
+        return conn.execute("SELECT count(*) FROM held WHERE status = ?", (status,)).fetchone()[0]
+
     @staticmethod
     def _ping(conn: sqlite3.Connection, write: bool) -> None:
         conn.execute("SELECT 1 FROM schema_version").fetchall()

@@ -271,6 +271,9 @@ class Store(Protocol):
         """Connect (creating or migrating the schema on first use); with ``write``, also write a
         probe row and roll it back. StoreUnavailable if any of it fails."""
 
+    async def count(self, status: str = "held") -> int:
+        """How many records have ``status`` (the readiness check's quarantine gauge)."""
+
     async def check(self) -> list[str]:
         """Integrity problems: rows whose bytes are missing or do not match their hash."""
 

@@ -370,3 +370,16 @@ def test_concurrent_holds_are_all_stored(quarantine_url, make_decision):
 
     ids, rows, problems = run(go())
     assert len(set(ids)) == 40 and {r.id for r in rows} == set(ids) and problems == []
+
+
+def test_count_by_status(quarantine_url, make_decision):
+    decision = make_decision()
+
+    async def go():
+        async with open_store(quarantine_url) as store:
+            empty = await store.count("held")
+            ids = [await store.hold(decision, decision.message.raw) for _ in range(3)]
+            await store.delete(ids[0], "rev")
+            return empty, await store.count("held"), await store.count("deleted"), await store.count("released")
+
+    assert run(go()) == (0, 2, 1, 0)
