@@ -18,7 +18,7 @@ import sys
 import click
 
 from relay.cli import config_option, load_settings
-from relay.errors import ConfigError, PolicyError
+from relay.errors import ConfigError, PolicyError, StoreError
 
 
 @click.command()
@@ -34,21 +34,14 @@ def milter(config_path: str | None) -> None:
         policy = serving.load_policy(settings.policy)
     except PolicyError as exc:
         raise click.ClickException(f"invalid policy: {exc}") from None
-    try:
-        from relay.dkim import Signer
-
-        signer = Signer.from_settings(settings)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    sys.exit(asyncio.run(_run(settings, policy, signer)))
+    sys.exit(asyncio.run(_run(settings, policy)))
 
 
-async def _run(settings, policy, signer) -> int:
+async def _run(settings, policy) -> int:
     import structlog
 
     from relay import serving
     from relay.milter import serving as milter_serving
-    from relay.quarantine import lease_for, open_store
 
     log = structlog.get_logger("relay.milter")
     loop = asyncio.get_running_loop()
@@ -56,7 +49,11 @@ async def _run(settings, policy, signer) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     pipeline = await asyncio.to_thread(serving.build_pipeline, settings, policy)
-    store = open_store(settings.quarantine, lease=lease_for(settings))
+    try:   # the same store and signer as `relay serve` (keys checked, store reachable)
+        collaborators = await serving.build_collaborators(settings)
+    except (ConfigError, StoreError) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        return 1
     state: dict[str, object] = {}
 
     async def reload_loop() -> None:
@@ -77,7 +74,8 @@ async def _run(settings, policy, signer) -> int:
 
     reloader = loop.create_task(reload_loop())
     try:
-        await milter_serving.serve(settings, stop.wait, pipeline=pipeline, store=store, signer=signer,
+        await milter_serving.serve(settings, stop.wait, pipeline=pipeline, store=collaborators.store,
+                                  signer=collaborators.signer,
                                   on_state=lambda s: state.__setitem__("server", s))
     except OSError as exc:
         click.echo(f"relay milter: cannot listen on {settings.milter_listen}: {exc.strerror or exc}", err=True)
@@ -85,5 +83,5 @@ async def _run(settings, policy, signer) -> int:
     finally:
         reloader.cancel()
         await asyncio.gather(reloader, return_exceptions=True)
-        await store.close()
+        await collaborators.close()
     return 0
