@@ -53,7 +53,7 @@ class RelayHandler:
         self.settings = settings
         self.pipeline = pipeline
         self.store = store
-        self._background: set[asyncio.Task] = set()   # sender notices in flight
+        self.background: set[asyncio.Task] = set()   # sender notices in flight
         self.tagger = tagger
         self.signer = signer
 
@@ -146,7 +146,7 @@ class RelayHandler:
         from relay.quarantine.notify import schedule
 
         schedule(self.settings, decision, outcome.quarantine_id,
-                 decision.verdict.action is Action.REJECT and not outcome.error, self._background)
+                 decision.verdict.action is Action.REJECT and not outcome.error, self.background)
 
     async def _act(self, upstream: UpstreamSession, envelope: Envelope, decision, raw: bytes) -> _Outcome:
         """Turn the verdict into side effects and one reply.

@@ -162,6 +162,8 @@ async def serve(settings: Settings, shutdown_trigger: Trigger | None = None, *,
             reloader.cancel()
         server.close()
         await _drain(state, settings.shutdown_grace)
+        if handler.background:   # sender notices still going out: let them finish, bounded
+            await asyncio.wait(set(handler.background), timeout=settings.shutdown_grace)
         upstream.close()
         if metrics_server is not None:
             metrics_server.close()

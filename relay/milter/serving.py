@@ -74,6 +74,8 @@ async def serve(settings: Settings, shutdown_trigger=None, *, pipeline=None, sto
                 log.warning("drain.timeout", front="milter", sessions=len(state.sessions))
             for session in list(state.sessions):
                 session.abort()
+        if state.background:   # sender notices still going out: let them finish within the grace
+            await asyncio.wait(set(state.background), timeout=max(deadline - time.monotonic(), 0.1))
         await asyncio.sleep(0)
         if kind == "unix":
             with contextlib.suppress(OSError):
