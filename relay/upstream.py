@@ -48,6 +48,7 @@ class Upstream:
         self.local_hostname = local_hostname
         self.tls_context = tls_context
         self._idle: list[tuple[float, aiosmtplib.SMTP]] = []
+        self._closed = False
 
     @classmethod
     async def create(cls, settings: Settings) -> Upstream:
@@ -72,13 +73,14 @@ class Upstream:
         return None
 
     def _keep(self, smtp: aiosmtplib.SMTP) -> None:
-        if len(self._idle) >= IDLE_MAX or not smtp.is_connected:
+        if self._closed or len(self._idle) >= IDLE_MAX or not smtp.is_connected:
             _quit_and_close(smtp)
         else:
             self._idle.append((time.monotonic(), smtp))
 
     def close(self) -> None:
-        """QUIT and close the idle sessions kept (at shutdown)."""
+        """QUIT and close the idle sessions kept (at shutdown); later ones are closed, not kept."""
+        self._closed = True
         idle, self._idle = self._idle, []
         for _, smtp in idle:
             _quit_and_close(smtp)
@@ -142,6 +144,9 @@ class UpstreamSession:
             smtp.close()
             raise UpstreamUnavailable(f"cannot open a session to {self._upstream.settings.upstream}: "
                                       f"{type(exc).__name__}: {exc}") from exc
+        except BaseException:   # cancelled (the client left, or shutdown): don't leak the socket
+            smtp.close()
+            raise
         self._smtp = smtp
         return False
 

@@ -259,3 +259,59 @@ def test_a_refused_data_command_leaves_the_transaction_for_rset_to_end(make_sett
     assert refused.code == 451
     assert again.ok, again
     assert sent.ok and [m.data for m in handler.messages] == [MSG]
+
+
+@pytest.mark.parametrize("greets", [False, True], ids=["no-greeting", "no-ehlo-answer"])
+def test_an_open_cancelled_while_the_next_hop_is_slow_closes_its_socket(make_settings, greets):
+    """The client leaves (or the relay shuts down) while the next hop is slow to greet or to
+    answer EHLO: the half-open session is closed at once, not left to the garbage collector."""
+    peer_closed = asyncio.Event()
+    accepted = asyncio.Event()
+
+    async def silent(reader, writer):       # accepts, stalls, notices when we hang up
+        if greets:
+            writer.write(b"220 slow.test ESMTP\r\n")
+            await reader.readline()         # the EHLO, never answered
+        accepted.set()
+        await reader.read()
+        peer_closed.set()
+        writer.close()
+
+    async def go():
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        upstream = await Upstream.create(settings_for(make_settings, port))
+        session = upstream.session()
+        opening = asyncio.create_task(session.open())
+        try:
+            await asyncio.wait_for(accepted.wait(), 10)
+            opening.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await opening
+            await asyncio.wait_for(peer_closed.wait(), 5)
+            return session.connected
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    assert run(go()) is False
+
+
+def test_a_session_left_after_shutdown_is_closed_not_kept(make_settings, make_sink):
+    sink = make_sink()
+
+    async def go():
+        upstream = await Upstream.create(settings_for(make_settings, sink.port))
+        session = upstream.session()
+        await session.mail("alice@example.org")
+        await session.rset()
+        upstream.close()                    # shutdown while this client is still connected
+        session.quit_nowait()               # ... which then leaves with no transaction open
+        return len(upstream._idle)
+
+    assert run(go()) == 0
+    for _ in range(200):                    # bounded wait for the QUIT sent on closing
+        if sink.handler.commands[-1:] == ["QUIT"]:
+            break
+        run(asyncio.sleep(0.01))
+    assert sink.handler.commands[-1] == "QUIT"
