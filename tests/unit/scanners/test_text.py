@@ -105,6 +105,42 @@ def test_longest_match_wins_and_no_overlap():
     assert [(m.phrase, m.label) for m in hits] == [("purchase order", "b")]
 
 
+_WORDS = ["ass", "class", "café", "naïve idea", "straße", "idiot", "idiots", "per annum", "x", "ß", "#1", "a-b"]
+
+
+def _reference_find(phrases: dict[str, str], low: str) -> list[tuple[int, int, str, str]]:
+    """Every occurrence by str.find, whole words only, longest of overlapping ones: the spec."""
+    def word(ch: str) -> bool:
+        return ch.isalnum() or ch == "_"
+    found = []
+    for phrase, label in phrases.items():
+        at = low.find(phrase)
+        while at != -1:
+            end = at + len(phrase)
+            if not ((at > 0 and word(low[at - 1]) and word(phrase[0]))
+                    or (end < len(low) and word(low[end]) and word(phrase[-1]))):
+                found.append((at, end, phrase, label))
+            at = low.find(phrase, at + 1)
+    found.sort(key=lambda m: (m[0], m[0] - m[1]))
+    out, last_end = [], -1
+    for m in found:
+        if m[0] >= last_end:
+            out.append(m)
+            last_end = m[1]
+    return out
+
+
+@given(st.lists(st.sampled_from(_WORDS + [" ", ", ", "é", "\u0130", "日本", "_", "9", "\U0001f600"]), max_size=40),
+       st.lists(st.sampled_from(_WORDS), min_size=1, max_size=6, unique=True))
+@settings(max_examples=300, deadline=None)
+def test_matches_equal_a_plain_search_on_any_text(pieces, phrases):
+    low = fold("".join(pieces))
+    labelled = {p: f"label{i % 2}" for i, p in enumerate(phrases)}
+    matcher = PhraseMatcher({"label0": [p for p, lab in labelled.items() if lab == "label0"],
+                             "label1": [p for p, lab in labelled.items() if lab == "label1"]})
+    assert [(m.start, m.end, m.phrase, m.label) for m in matcher.find(low)] == _reference_find(labelled, low)
+
+
 def test_phrases_match_across_line_breaks_and_curly_quotes():
     matcher = PhraseMatcher({"x": ["you're useless"]})
     assert matcher.find(fold(flatten("You\u2019re\n   useless"))) != []
