@@ -14,7 +14,9 @@ pipeline extracted once (``ctx.extraction.chunks``) and reports:
 One finding per (kind, type, where, confidence), ``count`` = distinct values
 (a value found twice is counted once, in its highest band); ``evidence`` is
 redacted (:mod:`.redact`); ``protected`` is the chunk's. Detection is CPU
-work, so :meth:`PersonalDataScanner.scan` runs it off the event loop.
+work: :meth:`PersonalDataScanner.scan` runs it inline for small messages (up
+to 64 KiB of text) and in a worker thread past that
+(:func:`relay.scanners.text.off_loop`, as the other text scanners do).
 Module map: :mod:`.engine` (the combined pass), one module per family
 (:mod:`.nino`, :mod:`.nhs`, :mod:`.cards`, :mod:`.banking`, :mod:`.uk_ids`,
 :mod:`.dob`, :mod:`.contacts`, :mod:`.special_category`, :mod:`.credentials`,
@@ -24,11 +26,11 @@ Module map: :mod:`.engine` (the combined pass), one module per family
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Sequence
 from email.utils import getaddresses
 
 from relay.findings import Confidence, Finding
+from relay.scanners.text import off_loop
 
 from .confidence import ChunkContext, Hit
 from .engine import scan_chunk
@@ -112,7 +114,7 @@ class PersonalDataScanner:
         detect([_Chunk("warm-up: 0161 496 0000, AB123456C, password: x1y2z3w4")])
 
     async def scan(self, ctx) -> Sequence[Finding]:
-        return await asyncio.to_thread(self.scan_sync, ctx)
+        return await off_loop(self.scan_sync, ctx)
 
     def scan_sync(self, ctx) -> list[Finding]:
         return detect(ctx.extraction.chunks, ctx.custom_detectors, _addresses(ctx))

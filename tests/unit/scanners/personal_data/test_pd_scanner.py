@@ -104,3 +104,35 @@ def test_no_break_spaces_and_unicode_dashes():
     text = "card 4539\u00a01488\u00a00343\u00a06467 and NI AB\u202f12\u202f34\u202f56\u202fC, sort code 20\u201345\u201377 71234568"
     got = {f.type for f in detect([TextChunk("body", text, "body")]) if f.confidence == Confidence.HIGH}
     assert {"payment_card", "uk_nino", "uk_bank_account"} <= got
+
+
+def _scan_thread(raw: bytes) -> tuple[bool, list]:
+    """(ran on the event loop's thread, findings) for one ``scan`` of ``raw``."""
+    import threading
+
+    scanner = PersonalDataScanner()
+    seen = []
+    inner = scanner.scan_sync
+
+    def recording(ctx):
+        seen.append(threading.get_ident())
+        return inner(ctx)
+
+    scanner.scan_sync = recording
+
+    async def run():
+        return threading.get_ident(), await scanner.scan(ctx_for(raw))
+
+    loop_thread, findings = asyncio.run(run())
+    assert len(seen) == 1
+    return seen[0] == loop_thread, findings
+
+
+def test_small_message_scanned_inline_large_one_off_the_loop(make_message):
+    # a thread hop costs more than the scan of a small message; a large one must not block the loop
+    small = "Hi Bob,\n\nNI number AB 12 34 56 C.\n"
+    inline, findings = _scan_thread(make_message(body=small))
+    assert inline and any(f.type == "uk_nino" for f in findings)
+    large = small + "Nothing else to report today, thanks.\n" * 2000      # about 76 KB of text
+    inline, findings = _scan_thread(make_message(body=large))
+    assert not inline and any(f.type == "uk_nino" for f in findings)
