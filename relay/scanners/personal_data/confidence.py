@@ -47,6 +47,7 @@ NEGATIVE = words([
 _DELIMS = ("\t", "|", ";", ",")
 _WORD_END = re.compile(r"[^A-Za-z0-9]")
 _NEWLINE = re.compile("\n")
+_NON_SPACE = re.compile(r"\S")
 
 
 class ChunkContext:
@@ -126,8 +127,9 @@ class ChunkContext:
         ls = self.line_start(pos)
         cell = text.rfind(" | ", max(ls, pos - 200), pos)
         cs = ls if cell < 0 else cell + 3
-        colon = text.rfind(": ", cs, pos)
-        if colon >= 0 and colon - cs <= 40 and not text[colon + 2:pos].strip():
+        # a label is at most 40 characters from the cell's start: search no further (long lines stay linear)
+        colon = text.rfind(": ", cs, min(pos, cs + 42))
+        if colon >= 0 and not _NON_SPACE.search(text, colon + 2, pos):
             return text[cs:colon].strip().lower()
         le = self.line_end(pos)
         if le - ls > 5000:                            # not a table row

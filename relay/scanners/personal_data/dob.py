@@ -49,15 +49,22 @@ def parse(raw: str) -> tuple[int, int, int] | None:
 _MONTH_FIRST = re.compile(r"(?<![A-Za-z])[A-Za-z]{3,9}\.?\s+[0-9]{1,2}(?:st|nd|rd|th)?,?\s+[0-9]{4}(?![0-9])")
 
 
-def near_anchor(cc: ChunkContext, start: int, end: int) -> list[Hit]:
+def near_anchor(cc: ChunkContext, start: int, end: int, done: set[int] | None = None) -> list[Hit]:
     """Month-first dates ("March 14, 1985") near a date-of-birth keyword at [start, end), on its line.
 
-    Dates that start with a digit come from the combined scan."""
+    Dates that start with a digit come from the combined scan. ``done``: start
+    offsets of dates already checked for an earlier keyword of the same chunk
+    (a date near several keywords is scored once: its verdict depends on its
+    own window, not on the keyword that led here)."""
     text = cc.text
     lo = max(cc.line_start(start), start - 40)
     hi = min(cc.line_end(end), end + 40)
     hits = []
     for m in _MONTH_FIRST.finditer(text, lo, hi):
+        if done is not None:
+            if m.start() in done:
+                continue
+            done.add(m.start())
         hit = check(cc, m.start(), m.end(), m.group())
         if hit:
             hits.append(hit)

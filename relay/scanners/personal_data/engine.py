@@ -173,6 +173,7 @@ def scan_chunk(cc: ChunkContext, detectors: Iterable[object] = (),
             hits.append(hit)
     terms: list[tuple[int, int, str, str]] = []
     seen_anchor: set[int] = set()
+    dob_dates: set[int] = set()
     signoffs: list[int] = []
     for begin, stop, family, category, word in found_anchors:
         if family == "signoff":
@@ -184,7 +185,7 @@ def scan_chunk(cc: ChunkContext, detectors: Iterable[object] = (),
             continue
         if family == "dob":
             if (begin == 0 or not text[begin - 1].isalnum()) and (stop >= len(text) or not text[stop].isalnum()):
-                hits.extend(dob.near_anchor(cc, begin, stop))
+                hits.extend(dob.near_anchor(cc, begin, stop, dob_dates))
             continue
         if begin in seen_anchor:
             continue
