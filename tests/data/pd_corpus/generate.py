@@ -16,7 +16,9 @@ order/invoice/ticket/tracking numbers (Luhn- and mod-11-valid ones too),
 ISBNs, timestamps, versions, published test card numbers and example IBANs,
 the sender's own signature (phone, address), one venue address or switchboard
 number, reading lists and events on special-category topics, password-policy
-text, documented example keys, invalid-prefix NINO look-alikes, meeting dates.
+text, documented example keys, invalid-prefix NINO look-alikes, meeting dates,
+16-character stock, asset, serial and voucher codes laid out like a driving
+licence number (:func:`scenarios.n_codes`, from a random stream of their own).
 
 Names, towns and postcodes come from Faker (en_GB; a dev/eval dependency);
 identifiers from generators below that follow each scheme's rules (stdnum for
@@ -51,6 +53,7 @@ MONTHS = ["January", "February", "March", "April", "May", "June", "July", "Augus
 class Gen:
     def __init__(self, seed: int):
         self.r = random.Random(seed)
+        self.seed = seed
         self.f = Faker("en_GB")
         self.f.seed_instance(seed)
 
@@ -196,6 +199,11 @@ def message(g: Gen, idx: int) -> dict:
     for _ in range(g.r.randint(0, 2)):
         paras.insert(g.r.randint(1, len(paras)), g.r.choice(sc.NEGATIVES)(g))
     paras.append(g.r.choice(sc.FILLER))
+    # 16-character stock/asset/voucher codes (added later): their own random stream, so every
+    # other paragraph of the corpus stays as it was
+    extra = random.Random(f"codes:{g.seed}:{idx}")
+    if extra.random() < 0.15:
+        paras.insert(extra.randint(1, len(paras) - 1), sc.n_codes(extra))
     paras.append(sc.signature(g, first, last))
     body = "\n\n".join(paras) + "\n"
     subject = g.r.choice(["Update", "Re: your query", "Details", "Follow-up", "Quick question", "FW: records"])

@@ -328,6 +328,24 @@ def n_wild(g: Gen):
     ])
 
 
+def n_codes(r) -> str:
+    """Stock, asset, serial and voucher codes of 16 characters, the driving licence's length and
+    letter/digit layout: five letters, six digits, then five letters (a revision or plant code) or
+    two letters and three digits. The digits are random, so some of them look like a date of birth.
+    ``r`` is its own random.Random (generate.py), so adding these left every other paragraph as it was."""
+    letters = lambda n: "".join(r.choice(string.ascii_uppercase) for _ in range(n))  # noqa: E731
+    digits = lambda n: "".join(r.choice(string.digits) for _ in range(n))  # noqa: E731
+    tail = letters(5) if r.random() < 0.5 else letters(2) + digits(3)
+    code = letters(5) + digits(6) + tail
+    return r.choice([f"Asset tag {code} (laptop) is due back to IT on Friday.",
+                     f"Replacement part {code} has been ordered for the printer on level 2.",
+                     f"Your voucher code is {code}; it expires at the end of the month.",
+                     f"Serial no. {code} - please register the warranty before the 30th.",
+                     f"The toner cartridges are stock item {code}, six per box.",
+                     f"Activation code for the site software: {code}",
+                     f"Equipment {code} failed its PAT test and has been withdrawn."])
+
+
 NEGATIVES = [n_order, n_isbn, n_test_card, n_topic, n_dates, n_contact, n_thread, n_roles, n_sites, n_wild]
 FILLER = ["Hope you're well.", "Thanks for the quick reply.", "Let me know if anything else is needed.",
           "I'll be out of office on Friday.", "See the notes from yesterday's meeting below.",
