@@ -9,7 +9,8 @@ for "clean".
 
 Addresses are ``tcp://host:port`` or ``unix:///path/to/clamd.sock``. Given
 several, :meth:`Clamd.scan_bytes` tries them in order (failover) within one
-overall time-out, and :class:`Clamd` caps the scans in flight with a semaphore.
+overall time-out, and :class:`Clamd` caps the scans in flight with a semaphore
+and keeps its connections open between scans (IDSESSION).
 
 Protocol (clamd(8)): commands are sent ``z``-prefixed and NUL-terminated;
 replies end in NUL. INSTREAM is followed by chunks, each a 4-byte big-endian
@@ -22,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import re
 import struct
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from relay.errors import ScannerUnavailable
@@ -30,6 +33,7 @@ CHUNK = 1024 * 1024
 # The EICAR anti-virus test string, for self-tests: every clamd detects it (a harmless file by design).
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 _MAX_REPLY = 64 * 1024
+SESSION_IDLE = 5.0          # seconds a kept clamd connection may stay unused
 _REPLY = re.compile(r"stream: (?:(OK)|(\S.*?) FOUND)")
 
 
@@ -63,15 +67,20 @@ async def _close(writer: asyncio.StreamWriter) -> None:
         pass
 
 
+class NoReply(ScannerUnavailable):
+    """clamd closed the connection (or it broke) before a byte of its reply arrived."""
+
+
 async def _reply(url: str, reader: asyncio.StreamReader) -> str:
     try:
         line = await reader.readuntil(b"\0")
     except asyncio.IncompleteReadError as exc:
-        raise ScannerUnavailable(f"clamd {url}: connection closed without a complete reply") from exc
+        kind = ScannerUnavailable if exc.partial else NoReply
+        raise kind(f"clamd {url}: connection closed without a complete reply") from exc
     except asyncio.LimitOverrunError as exc:
         raise ScannerUnavailable(f"clamd {url}: reply too long (not clamd?)") from exc
     except OSError as exc:
-        raise ScannerUnavailable(f"clamd {url}: {type(exc).__name__} while reading the reply") from exc
+        raise NoReply(f"clamd {url}: {type(exc).__name__} while reading the reply") from exc
     try:
         return line[:-1].decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -110,30 +119,29 @@ async def version(url: str, timeout: float = 5.0) -> str:
     return reply
 
 
-async def _instream(url: str, data: bytes) -> ScanResult:
-    reader, writer = await _connect(url)
+async def _stream(url: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes) -> str:
+    """Send ``data`` with INSTREAM on an open connection; clamd's reply."""
     try:
-        try:
-            writer.write(b"zINSTREAM\0")
-            view = memoryview(data)
-            for start in range(0, len(data), CHUNK):
-                chunk = view[start:start + CHUNK]
-                writer.write(struct.pack("!L", len(chunk)))
-                writer.write(chunk)
-                await writer.drain()
-            writer.write(struct.pack("!L", 0))
+        writer.write(b"zINSTREAM\0")
+        view = memoryview(data)
+        for start in range(0, len(data), CHUNK):
+            chunk = view[start:start + CHUNK]
+            writer.write(struct.pack("!L", len(chunk)))
+            writer.write(chunk)
             await writer.drain()
-        except OSError as exc:
-            # clamd stops reading and closes once a stream passes its StreamMaxLength; its reply,
-            # if it still arrives, says so
-            try:
-                reply = await _reply(url, reader)
-            except ScannerUnavailable:
-                raise ScannerUnavailable(f"clamd {url}: closed the stream early (over its StreamMaxLength?)") from exc
-        else:
-            reply = await _reply(url, reader)
-    finally:
-        await _close(writer)
+        writer.write(struct.pack("!L", 0))
+        await writer.drain()
+    except OSError as exc:
+        # clamd stops reading and closes once a stream passes its StreamMaxLength; its reply,
+        # if it still arrives, says so
+        try:
+            return await _reply(url, reader)
+        except NoReply:
+            raise NoReply(f"clamd {url}: closed the stream early (over its StreamMaxLength?)") from exc
+    return await _reply(url, reader)
+
+
+def _result(url: str, reply: str) -> ScanResult:
     m = _REPLY.fullmatch(reply)
     if m:
         return ScanResult(None if m.group(1) else m.group(2), url)
@@ -143,8 +151,19 @@ async def _instream(url: str, data: bytes) -> ScanResult:
     raise ScannerUnavailable(f"clamd {url}: unexpected reply to INSTREAM (not clamd?)")
 
 
+async def _instream(url: str, data: bytes) -> ScanResult:
+    """One INSTREAM on a connection of its own."""
+    reader, writer = await _connect(url)
+    try:
+        reply = await _stream(url, reader, writer, data)
+    finally:
+        await _close(writer)
+    return _result(url, reply)
+
+
 async def scan_bytes(data: bytes, urls: tuple[str, ...] | str = ("tcp://127.0.0.1:3310",),
-                     timeout: float = 30.0, stream_max: int | None = None) -> ScanResult:
+                     timeout: float = 30.0, stream_max: int | None = None, *,
+                     instream: Callable[[str, bytes], Awaitable[ScanResult]] = _instream) -> ScanResult:
     """Scan ``data`` with INSTREAM on the first clamd of ``urls`` that answers.
 
     One overall time-out covers every attempt. A refused connection or a
@@ -160,7 +179,7 @@ async def scan_bytes(data: bytes, urls: tuple[str, ...] | str = ("tcp://127.0.0.
         async with asyncio.timeout(timeout):
             for url in urls:
                 try:
-                    return await _instream(url, data)
+                    return await instream(url, data)
                 except ScannerUnavailable as exc:
                     if "StreamMaxLength" in str(exc):
                         raise
@@ -170,8 +189,49 @@ async def scan_bytes(data: bytes, urls: tuple[str, ...] | str = ("tcp://127.0.0.
     raise ScannerUnavailable("; ".join(errors) or "clamd: no address configured")
 
 
+class _Session:
+    """A clamd connection in IDSESSION mode: many INSTREAMs, one at a time, replies ``N: ...``."""
+
+    def __init__(self, url: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.url, self.reader, self.writer = url, reader, writer
+        self.sent = 0
+        self.since = time.monotonic()
+
+    @classmethod
+    async def open(cls, url: str) -> _Session:
+        reader, writer = await _connect(url)
+        writer.write(b"zIDSESSION\0")
+        return cls(url, reader, writer)
+
+    async def instream(self, data: bytes) -> ScanResult:
+        self.sent += 1
+        reply = await _stream(self.url, self.reader, self.writer, data)
+        number, sep, rest = reply.partition(": ")
+        if sep and number == str(self.sent):
+            return _result(self.url, rest)
+        if reply.endswith("ERROR"):          # e.g. the size limit, which ends the session
+            return _result(self.url, reply)
+        raise ScannerUnavailable(f"clamd {self.url}: unexpected reply in a session (not clamd?)")
+
+    def close(self) -> None:
+        if not self.writer.is_closing():
+            try:
+                self.writer.write(b"zEND\0")
+            except OSError:
+                pass
+            self.writer.close()
+
+
 class Clamd:
-    """clamd addresses, time-out and a cap on scans in flight, from settings."""
+    """clamd addresses, time-out and a cap on scans in flight, from settings.
+
+    Connections are kept open between scans (clamd's IDSESSION: one INSTREAM
+    after another on the same socket) and shared by the scans of one event
+    loop, at most ``concurrency`` of them, each for ``SESSION_IDLE`` seconds
+    unused. A kept connection that clamd closed meanwhile (restart, its own
+    time-outs) is replaced once, transparently; one that errs or times out is
+    closed, never reused. They are closed when their loop ends.
+    """
 
     def __init__(self, urls: tuple[str, ...], timeout: float = 30.0, concurrency: int = 8,
                  stream_max: int | None = None) -> None:
@@ -180,6 +240,9 @@ class Clamd:
         self.stream_max = stream_max
         self._concurrency = concurrency
         self._semaphores: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+        self._idle: list[_Session] = []
+        self._reaper: asyncio.Task | None = None
+        self.opened = 0                      # connections opened (for tests and metrics)
 
     @classmethod
     def from_settings(cls, settings) -> Clamd:
@@ -191,6 +254,7 @@ class Clamd:
         if sem is None:
             self._semaphores = {loop: asyncio.Semaphore(self._concurrency)}  # one loop at a time
             sem = self._semaphores[loop]
+            self._idle = []                  # kept by a loop that has ended (and closed them)
         return sem
 
     async def scan_bytes(self, data: bytes) -> ScanResult:
@@ -198,9 +262,62 @@ class Clamd:
         try:
             async with asyncio.timeout(self.timeout):
                 async with self._semaphore():
-                    return await scan_bytes(data, self.urls, self.timeout, self.stream_max)
+                    return await scan_bytes(data, self.urls, self.timeout, self.stream_max,
+                                            instream=self._session_instream)
         except TimeoutError as exc:
             raise ScannerUnavailable(f"clamd: no answer (queue and scan) within {self.timeout:g}s") from exc
+
+    async def _session_instream(self, url: str, data: bytes) -> ScanResult:
+        session = self._take(url)
+        if session is not None:
+            try:
+                return self._done(session, await session.instream(data))
+            except NoReply:
+                session.close()              # clamd closed the kept connection meanwhile: once more
+            except BaseException:
+                session.close()
+                raise
+        self.opened += 1
+        session = await _Session.open(url)
+        try:
+            return self._done(session, await session.instream(data))
+        except BaseException:
+            session.close()
+            raise
+
+    def _take(self, url: str) -> _Session | None:
+        now = time.monotonic()
+        while self._idle:
+            session = self._idle.pop()
+            if session.url == url and now - session.since < SESSION_IDLE and not session.reader.at_eof():
+                return session
+            session.close()
+        return None
+
+    def _done(self, session: _Session, result: ScanResult) -> ScanResult:
+        session.since = time.monotonic()
+        if len(self._idle) < self._concurrency:
+            self._idle.append(session)
+            if self._reaper is None or self._reaper.done():
+                self._reaper = asyncio.get_running_loop().create_task(self._reap(), name="clamd-sessions")
+        else:
+            session.close()
+        return result
+
+    async def _reap(self) -> None:
+        """Close sessions unused for SESSION_IDLE; all of them when the loop ends (cancelled)."""
+        try:
+            while self._idle:
+                await asyncio.sleep(SESSION_IDLE / 2)
+                now = time.monotonic()
+                for session in [s for s in self._idle if now - s.since >= SESSION_IDLE]:
+                    self._idle.remove(session)
+                    session.close()
+        finally:
+            if asyncio.current_task().cancelling():
+                idle, self._idle = self._idle, []
+                for session in idle:
+                    session.close()
 
     async def ping(self) -> str:
         """The first address that answers PING; raises ScannerUnavailable if none does."""
