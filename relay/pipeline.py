@@ -31,6 +31,9 @@ from relay.verdict import Verdict
 log = structlog.get_logger("relay.pipeline")
 
 _NO_TEXT = extract_mod.Extraction()
+# Parsing or extracting a message this small takes well under a millisecond: done inline, as a
+# thread hop would cost more than the work (and wait for the GIL behind the event loop).
+INLINE_BYTES = 64 * 1024
 
 
 class Policy(Protocol):
@@ -70,8 +73,10 @@ class Pipeline:
     async def decide(self, envelope: Envelope, raw: bytes) -> Decision:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        # Always off the loop: even a small message can hold an archive whose listing is CPU work.
-        message = await asyncio.to_thread(message_mod.parse, raw, self._parse_limits)
+        if len(raw) <= INLINE_BYTES:   # microseconds: cheaper than a thread hop
+            message = message_mod.parse(raw, self._parse_limits)
+        else:                          # a large message (archives to list, parts to decode) off the loop
+            message = await asyncio.to_thread(message_mod.parse, raw, self._parse_limits)
         t1 = time.perf_counter()
         timings["parse"] = t1 - t0
         extraction = await self._extract(message) if self._extracts else _NO_TEXT
@@ -90,6 +95,8 @@ class Pipeline:
     async def _extract(self, message: ParsedMessage) -> extract_mod.Extraction:
         limits = self._extract_limits
         try:
+            if message.size <= INLINE_BYTES and next(message.attachments(), None) is None:
+                return extract_mod.extract(message, limits)     # small text mail: no document to read
             return await asyncio.wait_for(asyncio.to_thread(extract_mod.extract, message, limits), limits.timeout)
         except TimeoutError:
             return extract_mod.Extraction((), (Finding("limit_exceeded", "extract_timeout", Confidence.HIGH, 1, "message"),))
@@ -98,23 +105,43 @@ class Pipeline:
             return extract_mod.Extraction((), (Finding("scanner_unavailable", "extract", Confidence.HIGH, 1, "message"),))
 
     async def _scan(self, ctx: ScanContext, timings: dict[str, float]) -> list[Finding]:
-        async def run(scanner: Scanner) -> Sequence[Finding]:
-            start = time.perf_counter()
-            try:
-                async with asyncio.timeout(self.settings.scan_timeout):
-                    return tuple(await scanner.scan(ctx))
-            except TimeoutError:
-                log.warning("scanner timed out", scanner=scanner.name, timeout=self.settings.scan_timeout)
-                return (Finding("scanner_unavailable", scanner.name, Confidence.HIGH, 1, "message", "timeout"),)
-            except Exception as exc:  # noqa: BLE001 - one scanner's bug must not stop the others
-                log.exception("scanner failed", scanner=scanner.name)
-                return (Finding("scanner_unavailable", scanner.name, Confidence.HIGH, 1, "message", type(exc).__name__),)
-            finally:
-                timings[f"scan.{scanner.name}"] = time.perf_counter() - start
+        """Every scanner's findings, in scanner order. Those that can answer at once (a small
+        message, CPU only: ``scan_now``) do so here; the rest run concurrently as tasks."""
+        results: list[Sequence[Finding] | None] = []
+        for scanner in self.scanners:
+            now = getattr(scanner, "scan_now", None)
+            got = None
+            if now is not None:
+                start = time.perf_counter()
+                try:
+                    got = now(ctx)
+                except Exception as exc:  # noqa: BLE001 - one scanner's bug must not stop the others
+                    got = _failed(scanner, exc)
+                if got is not None:
+                    timings[f"scan.{scanner.name}"] = time.perf_counter() - start
+            results.append(got)
+        waiting = [(i, s) for i, s in enumerate(self.scanners) if results[i] is None]
+        if waiting:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [(i, tg.create_task(self._run(s, ctx, timings))) for i, s in waiting]
+            for i, task in tasks:
+                results[i] = task.result()
+        return [f for found in results for f in found]
 
-        async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(run(s)) for s in self.scanners]
-        out: list[Finding] = []
-        for task in tasks:
-            out.extend(task.result())
-        return out
+    async def _run(self, scanner: Scanner, ctx: ScanContext, timings: dict[str, float]) -> Sequence[Finding]:
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.settings.scan_timeout):
+                return tuple(await scanner.scan(ctx))
+        except TimeoutError:
+            log.warning("scanner timed out", scanner=scanner.name, timeout=self.settings.scan_timeout)
+            return (Finding("scanner_unavailable", scanner.name, Confidence.HIGH, 1, "message", "timeout"),)
+        except Exception as exc:  # noqa: BLE001 - one scanner's bug must not stop the others
+            return _failed(scanner, exc)
+        finally:
+            timings[f"scan.{scanner.name}"] = time.perf_counter() - start
+
+
+def _failed(scanner: Scanner, exc: Exception) -> tuple[Finding, ...]:
+    log.error("scanner failed", scanner=scanner.name, exc_info=exc)
+    return (Finding("scanner_unavailable", scanner.name, Confidence.HIGH, 1, "message", type(exc).__name__),)

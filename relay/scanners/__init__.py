@@ -42,6 +42,10 @@ class Scanner(Protocol):
 
     async def scan(self, ctx: ScanContext) -> Sequence[Finding]: ...
 
+    # Optional: ``scan_now(ctx)`` returns the findings at once when that is only a little CPU work
+    # (a small message), or None when ``scan`` must run (I/O, or work for a thread). The pipeline
+    # calls it first, and spares such scans a task and a time-out each.
+
 
 # The scanners the relay runs, in order, with the finding kinds each can report.
 # The pipeline skips a scanner when the policy tests none of its kinds (work sized to
@@ -86,9 +90,14 @@ def kinds_of(scanner: Scanner) -> frozenset[str]:
 INLINE_BYTES = 256 * 1024
 
 
+def small(message: ParsedMessage) -> bool:
+    """Small text-only mail: scanning it inline costs microseconds, less than a thread hop."""
+    return message.size <= INLINE_BYTES and next(message.attachments(), None) is None
+
+
 async def run_sized(message: ParsedMessage, scan: Callable[[ParsedMessage], list[Finding]]) -> list[Finding]:
     """``scan(message)`` inline for small text-only mail (microseconds), else in a worker thread."""
-    if message.size <= INLINE_BYTES and next(message.attachments(), None) is None:
+    if small(message):
         return scan(message)
     return await asyncio.to_thread(scan, message)
 

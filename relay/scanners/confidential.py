@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from relay.findings import Confidence, Finding
 from relay.scanners import ScanContext
 from relay.scanners.data import load_lexicon
-from relay.scanners.text import PhraseMatcher, merge_same_place, off_loop, own_chunks
+from relay.scanners.text import PhraseMatcher, merge_same_place, off_loop, own_chunks, small_text
 
 _LEXICON = load_lexicon("confidential.txt")
 _PROSE = frozenset(_LEXICON.get("prose", ()))
@@ -52,7 +52,14 @@ class ConfidentialScanner:
         self.ignore_labels = frozenset(label.strip().lower() for label in ignore_labels)
 
     async def scan(self, ctx: ScanContext) -> Sequence[Finding]:
-        findings = await off_loop(self._markers, ctx)
+        return await off_loop(self._markers, ctx) + self._labels(ctx)
+
+    def scan_now(self, ctx: ScanContext) -> list[Finding] | None:
+        return self._markers(ctx) + self._labels(ctx) if small_text(ctx) else None
+
+    def _labels(self, ctx: ScanContext) -> list[Finding]:
+        """The Sensitivity header and Microsoft sensitivity labels."""
+        findings: list[Finding] = []
         for value in ctx.message.header_all("Sensitivity"):
             level = _SENSITIVITY.get(value.strip().lower())
             if level is not None:

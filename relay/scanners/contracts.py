@@ -22,38 +22,25 @@ Not reported (documented decisions):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from relay.findings import Confidence, Finding
 from relay.scanners import ScanContext
 from relay.scanners.data import load_lexicon
-from relay.scanners.text import (
-    PhraseMatcher,
-    has_external_recipient,
-    is_bulk,
-    merge_same_place,
-    off_loop,
-    own_chunks,
-)
+from relay.scanners.text import OutboundTextScanner, PhraseMatcher, merge_same_place, own_chunks
 
 TYPES = ("offer", "acceptance", "order", "quote", "terms", "agreement")
 
 _MATCHER = PhraseMatcher(load_lexicon("contracts.txt"))
 
 
-class ContractScanner:
+class ContractScanner(OutboundTextScanner):
     name = "contracts"
 
     def __init__(self, external_only: bool = False, include_bulk: bool = False) -> None:
         self.external_only = external_only
         self.include_bulk = include_bulk
 
-    async def scan(self, ctx: ScanContext) -> Sequence[Finding]:
-        if self.external_only and not has_external_recipient(ctx):
-            return []
-        if not self.include_bulk and is_bulk(ctx):
-            return []
-        return await off_loop(find_contract_language, ctx)
+    def _find(self, ctx: ScanContext) -> list[Finding]:
+        return find_contract_language(ctx)
 
 
 def find_contract_language(ctx: ScanContext) -> list[Finding]:

@@ -33,14 +33,14 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 
 from num2words import num2words
 
 from relay.findings import Confidence, Finding
 from relay.scanners import ScanContext
-from relay.scanners.text import fold, has_external_recipient, is_bulk, merge_same_place, off_loop, own_chunks
+from relay.scanners.text import OutboundTextScanner, fold, merge_same_place, own_chunks
 
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d+(?:\.\d{1,2})?"
 _SUF = r"(?:\s?(?:k|m|mn|bn|million|thousand|billion)\b)?"
@@ -74,7 +74,7 @@ _TOKEN = re.compile(r"[a-z]+", re.I)
 _CLOSE = re.compile(r"[)\]]")
 
 
-class FiguresScanner:
+class FiguresScanner(OutboundTextScanner):
     name = "figures"
 
     def __init__(self, external_only: bool = False, include_bulk: bool = False,
@@ -82,13 +82,6 @@ class FiguresScanner:
         self.external_only = external_only
         self.include_bulk = include_bulk
         self.sources = sources
-
-    async def scan(self, ctx: ScanContext) -> Sequence[Finding]:
-        if self.external_only and not has_external_recipient(ctx):
-            return []
-        if not self.include_bulk and is_bulk(ctx):
-            return []
-        return await off_loop(self._find, ctx)
 
     def _find(self, ctx: ScanContext) -> list[Finding]:
         findings: list[Finding] = []

@@ -71,7 +71,7 @@ import magic
 from relay.extract.plain import is_text
 from relay.findings import Confidence, Finding
 from relay.message import ParsedMessage, Part
-from relay.scanners import run_sized
+from relay.scanners import run_sized, small
 
 HEAD = 8 * 1024
 _local = threading.local()
@@ -384,3 +384,6 @@ class FileTypeScanner:
 
     async def scan(self, ctx) -> Sequence[Finding]:
         return await run_sized(ctx.message, scan_message)
+
+    def scan_now(self, ctx) -> list[Finding] | None:
+        return scan_message(ctx.message) if small(ctx.message) else None

@@ -404,11 +404,40 @@ def _own_chunk(chunk: TextChunk, keep_forwarded: bool) -> OwnChunk | None:
 _INLINE_CHARS = 64 * 1024
 
 
+def small_text(ctx: ScanContext) -> bool:
+    """At most 64K characters of text to read: inline work, cheaper than a thread hop."""
+    return sum(len(c.text) for c in ctx.extraction.chunks) <= _INLINE_CHARS
+
+
 async def off_loop(fn: Callable[[ScanContext], list[Finding]], ctx: ScanContext) -> list[Finding]:
     """``fn(ctx)`` inline for small messages, in a worker thread past 64K characters of text."""
-    if sum(len(c.text) for c in ctx.extraction.chunks) <= _INLINE_CHARS:
+    if small_text(ctx):
         return fn(ctx)
     return await asyncio.to_thread(fn, ctx)
+
+
+class OutboundTextScanner:
+    """A text scanner for what goes out: with ``external_only``, only mail to someone outside
+    the organisation is read; bulk mail (newsletters, lists) only with ``include_bulk``.
+    Subclasses set ``name`` and define ``_find(ctx)``."""
+
+    name = ""
+    external_only = False
+    include_bulk = False
+
+    def _find(self, ctx: ScanContext) -> list[Finding]:
+        raise NotImplementedError
+
+    def _skipped(self, ctx: ScanContext) -> bool:
+        return (self.external_only and not has_external_recipient(ctx)) or (not self.include_bulk and is_bulk(ctx))
+
+    async def scan(self, ctx: ScanContext) -> list[Finding]:
+        return [] if self._skipped(ctx) else await off_loop(self._find, ctx)
+
+    def scan_now(self, ctx: ScanContext) -> list[Finding] | None:
+        if self._skipped(ctx):
+            return []
+        return self._find(ctx) if small_text(ctx) else None
 
 
 def merge_same_place(findings: Iterable[Finding]) -> list[Finding]:

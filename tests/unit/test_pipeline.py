@@ -106,3 +106,96 @@ def test_large_and_small_messages_parse(make_settings, make_message, size):
     decision = run(pipeline.decide(ENV, make_message(body="x" * size)))
     assert decision.verdict.action is Action.ACCEPT
     assert decision.message.size > size
+
+
+class Quick:
+    """Answers at once for small messages (``scan_now``), else through ``scan``."""
+
+    def __init__(self, name, finding=None, fail=False):
+        self.name, self.finding, self.fail = name, finding, fail
+        self.calls = []
+
+    def scan_now(self, ctx):
+        if self.fail:
+            raise KeyError("bug in a fast path")
+        if ctx.message.size > 64 * 1024:
+            return None
+        self.calls.append("now")
+        return [self.finding] if self.finding else []
+
+    async def scan(self, ctx):
+        self.calls.append("scan")
+        await asyncio.sleep(0)
+        return [self.finding] if self.finding else []
+
+
+@pytest.mark.parametrize("size, path", [(100, "now"), (100 * 1024, "scan")])
+def test_quick_scans_answer_inline_and_findings_keep_scanner_order(make_settings, make_message, size, path):
+    first = Quick("first", Finding("personal_data", "uk_nino"))
+    broken = Quick("broken", fail=True)
+    last = Says(Finding("personal_data", "nhs_number"))
+    pipeline = Pipeline(make_settings(), policy(), [first, broken, last])
+    decision = run(pipeline.decide(ENV, make_message(body="x" * size)))
+    assert first.calls == [path]
+    assert [(f.kind, f.type) for f in decision.findings] == [
+        ("personal_data", "uk_nino"), ("scanner_unavailable", "broken"), ("personal_data", "nhs_number")]
+    assert {"scan.first", "scan.broken", "scan.says"} <= set(decision.timings)
+    assert decision.verdict.action is Action.TEMPFAIL
+
+
+@pytest.mark.parametrize("size, on_loop", [(1000, True), (200 * 1024, False)])
+def test_small_messages_are_parsed_and_extracted_on_the_loop_large_ones_in_a_thread(
+        make_settings, make_message, monkeypatch, size, on_loop):
+    import threading
+
+    from relay import extract, message
+
+    threads = {}
+    real_parse, real_extract = message.parse, extract.extract
+
+    def parse(*args):
+        threads["parse"] = threading.get_ident()
+        return real_parse(*args)
+
+    def extract_(*args):
+        threads["extract"] = threading.get_ident()
+        return real_extract(*args)
+
+    monkeypatch.setattr(message, "parse", parse)
+    monkeypatch.setattr(extract, "extract", extract_)
+    pipeline = Pipeline(make_settings(), policy(), [Says(Finding("personal_data", "uk_nino"))])
+
+    async def go():
+        decision = await pipeline.decide(ENV, make_message(body="word " * (size // 5)))
+        return decision, threading.get_ident()
+
+    decision, loop_thread = run(go())
+    assert decision.verdict.action is Action.HOLD
+    assert (threads["parse"] == loop_thread, threads["extract"] == loop_thread) == (on_loop, on_loop)
+
+
+@pytest.mark.parametrize("body", [
+    "Hello Bob, the meeting is at ten.",
+    "CONFIDENTIAL\n\nWe accept your offer of \u00a312,500 (twelve thousand pounds) per annum, you idiot.",
+    "Please find the purchase order attached. Payment terms: 30 days. Total \u00a31,250.00",
+])
+def test_every_shipped_quick_scan_equals_its_full_scan(make_settings, make_message, body):
+    from relay import extract, message
+    from relay.scanners import ScanContext
+
+    settings = make_settings()
+    org = policy().organisation
+    raw = make_message(body=body, to="a@x.example, b@y.example, c@z.example",
+                       headers={"Sensitivity": "Company-Confidential", "X-Mailer": "Microsoft Outlook 16.0"})
+    parsed = message.parse(raw, message.ParseLimits.from_settings(settings))
+    ctx = ScanContext(parsed, ENV, org, extract.extract(parsed, extract.ExtractLimits.from_settings(settings)))
+    quick = [s for s in build_scanners(settings) if hasattr(s, "scan_now")]
+    assert {s.name for s in quick} >= {"filetypes", "protection", "confidential", "language", "recipients",
+                                       "contracts", "figures", "client"}
+    found = 0
+    for scanner in quick:
+        now = scanner.scan_now(ctx)
+        assert now is not None, scanner.name
+        assert list(now) == list(run(scanner.scan(ctx))), scanner.name
+        found += len(now)
+    assert found or body.startswith("Hello")
