@@ -13,6 +13,15 @@ aiosmtplib probe on an otherwise idle path). Ratios, not absolute figures,
 are what to compare: the machine is shared.
 
     .venv/bin/python bench/smtp_paths.py --sizes 2k,20k,200k --concurrency 1,10,50 --workers 1,2
+
+``--ab ROUNDS`` compares instead, side by side for one size and one C: each
+round runs bare aiosmtpd and the relay with each ``--workers`` value one
+after the other (the order rotates every round), and prints per round msg/s,
+the CPU milliseconds per message of each server (user + system time of its
+processes, from /proc) and the relay/bare ratios, then the medians and the
+latency probes (direct, bare, relay, interleaved):
+
+    .venv/bin/python bench/smtp_paths.py --ab 5 --sizes 20k --concurrency 10 --workers 1,2 --messages 2000
 """
 
 from __future__ import annotations
@@ -130,6 +139,19 @@ def rss_tree_kb(pid: int) -> int:
     return total
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and the others in its process group (seconds)."""
+    out = subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split()
+    total = 0
+    for p in [int(x) for x in out] or [pid]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])    # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def run_source(port: int, msgfile: Path, sessions: int, count: int) -> float:
     """Send ``count`` messages with ``sessions`` parallel sessions; returns msg/s."""
     args = ["smtp-source", "-s", str(sessions), "-m", str(count), "-F", str(msgfile),
@@ -163,6 +185,71 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def start_relay(procs: Procs, workers: int, sink_port: int, policy: Path, tmp: Path) -> tuple[subprocess.Popen, int]:
+    """``relay serve --workers N`` forwarding to smtp-sink; returns the process and its port."""
+    relay_port = free_port()
+    env = dict(os.environ, RELAY_LISTEN=f"127.0.0.1:{relay_port}",
+               RELAY_UPSTREAM=f"127.0.0.1:{sink_port}", RELAY_POLICY=str(policy),
+               RELAY_QUARANTINE=f"sqlite:///{tmp}/q.sqlite3", RELAY_LOG_FORMAT="json",
+               RELAY_MAX_SESSIONS="500", RELAY_WORKERS=str(workers))
+    relay = procs.start([PY, "-m", "relay.cli", "serve"], env=env, cwd=str(ROOT))
+    wait_port(relay_port)
+    return relay, relay_port
+
+
+def side_by_side(args, procs: Procs, tmp: Path, sink_port: int, bare: subprocess.Popen, bare_port: int,
+                 policy: Path) -> int:
+    """``--ab``: rounds of bare and relay (each workers value) back to back, CPU per message, latency."""
+    size = parse_size(args.sizes.split(",")[0])
+    c = int(args.concurrency.split(",")[0])
+    workers = [int(w) for w in args.workers.split(",")]
+    message = make_message(size)
+    msgfile = tmp / f"msg-{size}.eml"
+    msgfile.write_bytes(message.replace(b"\r\n", b"\n"))
+    n = args.messages
+    servers = {"bare": (bare, bare_port)}
+    for w in workers:
+        servers[f"relay{w}"] = start_relay(procs, w, sink_port, policy, tmp)
+    names = list(servers)
+    for name, (_, port) in servers.items():       # warm up (imports, kept next-hop sessions)
+        run_source(port, msgfile, c, min(n, 200))
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    print(f"{size // 1024} KB, C={c}, {n} messages per measurement, smtp-source (one connection per message), "
+          f"next hop smtp-sink; load average at start {os.getloadavg()[0]:.2f}\n")
+    head = " | ".join(f"{name} msg/s | {name} CPU ms/msg" for name in names)
+    ratios = [name for name in names if name != "bare"]
+    print(f"| round | {head} | " + " | ".join(f"{r}/bare" for r in ratios) + " |")
+    print("|---:|" + "---:|" * (2 * len(names) + len(ratios)))
+    for i in range(args.ab):
+        order = names[i % len(names):] + names[:i % len(names)]
+        for name in order:
+            proc, port = servers[name]
+            cpu0 = cpu_seconds(proc.pid)
+            rate = run_source(port, msgfile, c, n)
+            results[name].append((rate, (cpu_seconds(proc.pid) - cpu0) / n * 1e3))
+        cells = " | ".join(f"{results[name][i][0]:.0f} | {results[name][i][1]:.2f}" for name in names)
+        print(f"| {i + 1} | {cells} | "
+              + " | ".join(f"{results[r][i][0] / results['bare'][i][0]:.2f}x" for r in ratios) + " |", flush=True)
+    med = {name: (statistics.median(r for r, _ in v), statistics.median(c for _, c in v)) for name, v in results.items()}
+    cells = " | ".join(f"{med[name][0]:.0f} | {med[name][1]:.2f}" for name in names)
+    per_round = {r: statistics.median(results[r][i][0] / results["bare"][i][0] for i in range(args.ab)) for r in ratios}
+    print(f"| median | {cells} | " + " | ".join(f"{per_round[r]:.2f}x" for r in ratios) + " |")
+    print(f"\nLatency (sequential probe, one session, {args.probe} messages, paths interleaved in 5 rounds):\n")
+    lat: dict[str, list[float]] = {"direct": [], **{name: [] for name in names}}
+    ports = {"direct": sink_port, **{name: port for name, (_, port) in servers.items()}}
+    for _ in range(5):
+        for name in lat:
+            lat[name].extend(asyncio.run(probe_latency(ports[name], message, max(args.probe // 5, 1))))
+    print("| path | p50 ms | p99 ms | added p50 ms (vs direct) |")
+    print("|---|---:|---:|---:|")
+    d50 = pct(lat["direct"], .5)
+    for name, values in lat.items():
+        print(f"| {name} | {pct(values, .5) * 1e3:.2f} | {pct(values, .99) * 1e3:.2f} | "
+              f"{(pct(values, .5) - d50) * 1e3:.2f} |")
+    print(f"\nload average at end {os.getloadavg()[0]:.2f}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="2k,20k,200k")
@@ -171,6 +258,8 @@ def main() -> int:
     ap.add_argument("--messages", type=int, default=2000, help="messages per measurement (fewer for 200k)")
     ap.add_argument("--probe", type=int, default=200, help="sequential messages for the latency probe")
     ap.add_argument("--policy", default="", help="policy file for the relay path (default: pass-through)")
+    ap.add_argument("--ab", type=int, default=0, metavar="ROUNDS",
+                    help="side by side: ROUNDS rounds of bare and relay per --workers value (first size and C)")
     args = ap.parse_args()
     if not shutil.which("smtp-source") or not shutil.which("smtp-sink"):
         print("needs Postfix's smtp-source and smtp-sink: apt-get install postfix", file=sys.stderr)
@@ -184,12 +273,14 @@ def main() -> int:
     try:
         sink_port, bare_port = free_port(), free_port()
         procs.start(["smtp-sink", "-u", "postfix", f"127.0.0.1:{sink_port}", "1024"])
-        procs.start([PY, str(HERE / "bare_aiosmtpd.py"), str(bare_port)])
+        bare_proc = procs.start([PY, str(HERE / "bare_aiosmtpd.py"), str(bare_port)])
         wait_port(sink_port)
         wait_port(bare_port)
         policy = Path(args.policy) if args.policy else tmp / "pass-through.yaml"
         if not args.policy:
             policy.write_text(PASS_THROUGH_POLICY)
+        if args.ab:
+            return side_by_side(args, procs, tmp, sink_port, bare_proc, bare_port, policy)
 
         rows = []
         latency_rows = []
@@ -199,13 +290,7 @@ def main() -> int:
             msgfile.write_bytes(message.replace(b"\r\n", b"\n"))   # smtp-source adds the CR itself
             n = args.messages if size <= 64 * 1024 else max(args.messages // 4, 100)
             for w in workers:
-                relay_port = free_port()
-                env = dict(os.environ, RELAY_LISTEN=f"127.0.0.1:{relay_port}",
-                           RELAY_UPSTREAM=f"127.0.0.1:{sink_port}", RELAY_POLICY=str(policy),
-                           RELAY_QUARANTINE=f"sqlite:///{tmp}/q.sqlite3", RELAY_LOG_FORMAT="json",
-                           RELAY_MAX_SESSIONS="500", RELAY_WORKERS=str(w))
-                relay = procs.start([PY, "-m", "relay.cli", "serve"], env=env, cwd=str(ROOT))
-                wait_port(relay_port)
+                relay, relay_port = start_relay(procs, w, sink_port, policy, tmp)
                 peak_rss = 0
                 for c in concurrency:
                     direct = run_source(sink_port, msgfile, c, n)
