@@ -15,7 +15,7 @@ import dataclasses
 import re
 import secrets
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import structlog
 from aiosmtpd.smtp import Session
@@ -56,6 +56,16 @@ class RelayHandler:
         self.background: set[asyncio.Task] = set()   # sender notices in flight
         self.tagger = tagger
         self.signer = signer
+
+    _hook_names: ClassVar[list[str]]    # per class, computed at the first connection
+
+    def __dir__(self) -> list[str]:
+        """Only the ``handle_*`` and ``auth_*`` methods, all aiosmtpd looks for in ``dir(handler)``
+        and ``inspect.getmembers(handler)`` when each client connects (see ``RelaySMTP.__dir__``)."""
+        cls = type(self)
+        if "_hook_names" not in cls.__dict__:
+            cls._hook_names = [n for n in super().__dir__() if n.startswith(("handle_", "auth_"))]
+        return list(cls._hook_names)
 
     def set_pipeline(self, pipeline) -> None:
         """Swap the pipeline (SIGHUP reload); transactions already deciding keep the old one."""

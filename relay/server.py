@@ -31,11 +31,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import re
 import secrets
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from email._header_value_parser import get_addr_spec, get_angle_addr   # aiosmtpd's own address parser
+from email.errors import HeaderParseError
+from typing import Any, ClassVar
 
 import structlog
 from aiosmtpd.smtp import SMTP
@@ -56,6 +59,10 @@ _XFORWARD_NAMES = ("NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE")
 LARGE_MESSAGE = 1024 * 1024
 LARGE_IN_FLIGHT = 3
 _DENIED_COMMAND_BUDGET = 10
+# ``<local@domain>`` with both sides plain dot-atoms (RFC 5321 Dot-string, ASCII): the common address,
+# whose parse by the stdlib's header parser gives back the same text; anything else takes that parser.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_PLAIN_ADDRESS = re.compile(rf"<({_ATOM}@{_ATOM})>")
 
 
 class ServerState:
@@ -98,6 +105,17 @@ class ServerState:
 
 class RelaySMTP(SMTP):
     """aiosmtpd's protocol with the relay's edge rules (see the module docstring)."""
+
+    _hook_names: ClassVar[list[str]]    # per class, computed at the first connection
+
+    def __dir__(self) -> list[str]:
+        """Only the ``smtp_*`` and ``auth_*`` methods: all that aiosmtpd's ``__init__`` looks for
+        in ``dir(self)`` and ``inspect.getmembers(self)``, once per connection. The full listing
+        made that 0.4 ms of CPU per client session, a sixth of a 20 KB pass-through message."""
+        cls = type(self)
+        if "_hook_names" not in cls.__dict__:
+            cls._hook_names = [n for n in super().__dir__() if n.startswith(("smtp_", "auth_"))]
+        return list(cls._hook_names)
 
     def __init__(self, state: ServerState) -> None:
         s = state.settings
@@ -218,8 +236,9 @@ class RelaySMTP(SMTP):
                      "PIPELINING", "ENHANCEDSTATUSCODES", "XFORWARD " + " ".join(_XFORWARD_NAMES)]
             if self.tls_context and not self._tls_protocol:
                 lines.append("STARTTLS")
-            for i, line in enumerate(lines):
-                await self.push(f"250{' ' if i == len(lines) - 1 else '-'}{line}")
+            # One write for the whole reply: one segment, one wake-up of the client.
+            await self.push("\r\n".join(f"250{' ' if i == len(lines) - 1 else '-'}{line}"
+                                          for i, line in enumerate(lines)))
         finally:
             self._plain = False
 
@@ -310,6 +329,27 @@ class RelaySMTP(SMTP):
                 self.state.large.release()
         if self.state.draining:
             self.close_with(replies.SHUTTING_DOWN)
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's address parse (the stdlib header parser, ~0.15 ms per address), with a
+        fast path for a plain ``<local@domain>``, for which that parser gives back the same text."""
+        if not arg:
+            return "", ""
+        plain = _PLAIN_ADDRESS.match(arg)
+        rest = arg[plain.end():] if plain is not None else ""
+        if rest[:1] in (" ", "\t"):      # the parser drops the white space after ">" (str.lstrip) ...
+            rest = rest.lstrip()
+        if plain is not None and rest[:1] != "(":     # ... and reads a comment there: leave that to it
+            addr = plain.group(1)
+        else:
+            try:
+                address, rest = (get_angle_addr if arg.lstrip().startswith("<") else get_addr_spec)(arg)
+            except HeaderParseError:
+                return None, None
+            addr = address.addr_spec
+        if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return addr, rest
 
     async def _end_transaction(self) -> None:
         self._set_rset_state()

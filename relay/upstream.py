@@ -189,13 +189,12 @@ class UpstreamSession:
         self.in_transaction = False
         protocol = self._smtp.protocol
         try:
-            # Written as is: the bytes are already CRLF-clean (server.read_message refuses bare
-            # CR/LF), so only dot-stuffing is needed, done without a regex or a copy when no line
-            # starts with a dot (aiosmtplib's data() would copy the message twice).
-            if message[:1] == b".":
-                protocol.write(b".")
-            protocol.write(message.replace(b"\r\n.", b"\r\n..") if b"\r\n." in message else message)
-            protocol.write(b".\r\n" if not message or message.endswith(b"\r\n") else b"\r\n.\r\n")
+            # One write: the bytes are already CRLF-clean (server.read_message refuses bare CR/LF),
+            # so only dot-stuffing is needed (aiosmtplib's data() would copy the message twice);
+            # the message and its end go out in one send, not a 20 KB one and a 3-byte one.
+            stuffed = message.replace(b"\r\n.", b"\r\n..") if b"\r\n." in message else message
+            end = b".\r\n" if not message or message.endswith(b"\r\n") else b"\r\n.\r\n"
+            protocol.write(b"".join((b"." if message[:1] == b"." else b"", stuffed, end)))
             response = await protocol.read_response(timeout=self._upstream.settings.upstream_timeout)
         except _UNAVAILABLE as exc:
             self.close()

@@ -14,12 +14,17 @@ import time
 
 import aiosmtplib
 import pytest
+from aiosmtpd.smtp import SMTP
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from relay.config import HostPort
 from relay.errors import StoreUnavailable
 from relay.organisation import Organisation
 from relay.pipeline import Pipeline
+from relay.server import RelaySMTP, ServerState
 from relay.serving import Collaborators, serve
 from relay.verdict import Action, RuleMatch, Verdict
 from tests.fixtures.smtp import self_signed, server_context
@@ -184,6 +189,81 @@ def test_ehlo_advertises_extensions_and_replies_carry_enhanced_codes(make_settin
     assert "auth" not in ehlo and "starttls" not in ehlo
     assert bad.code == 500 and bad.message.startswith("5.5.2")
     assert noop.message.startswith("2.0.0")
+
+
+def test_the_ehlo_reply_is_written_at_once(make_settings, make_sink, monkeypatch):
+    """One write per reply: a multi-line EHLO reply written line by line costs a send and a
+    wake-up of the client per line."""
+    pushed = []
+    push = RelaySMTP.push
+
+    async def recording(self, status):
+        pushed.append(status)
+        await push(self, status)
+
+    monkeypatch.setattr(RelaySMTP, "push", recording)
+    sink = make_sink()
+
+    async def go():
+        async with relay(make_settings, sink.port) as port:
+            smtp = await client(port)
+            extensions = smtp.esmtp_extensions
+            await smtp.quit()
+            return extensions
+
+    extensions = run(go())
+    [ehlo] = [p for p in pushed if p.startswith("250-")]
+    assert ehlo.split("\r\n")[-1] == "250 XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE"
+    assert "pipelining" in extensions and "xforward" in extensions
+
+
+def _protocol(make_settings) -> RelaySMTP:
+    from relay.act import RelayHandler
+
+    settings = make_settings(hostname="relay.test")
+    return RelaySMTP(ServerState(settings, RelayHandler(settings, None), None, "relay.test"))
+
+
+def test_the_protocol_finds_the_same_hooks_as_with_a_full_dir(make_settings):
+    """``RelaySMTP.__dir__`` and ``RelayHandler.__dir__`` list only what aiosmtpd looks for
+    at each connection; what it finds must be what the full listing gives."""
+    async def go():
+        protocol = _protocol(make_settings)
+        full = object.__dir__(protocol)
+        assert sorted(protocol._smtp_methods) == sorted(n[5:] for n in full if n.startswith("smtp_"))
+        assert "XFORWARD" in protocol._smtp_methods and "AUTH" in protocol._smtp_methods
+        assert sorted(protocol._auth_methods) == ["LOGIN", "PLAIN"]
+        hooks = object.__dir__(protocol.event_handler)
+        assert sorted(protocol._handle_hooks) == sorted(n[7:] for n in hooks if n.startswith("handle_"))
+        assert {"MAIL", "RCPT", "RSET", "QUIT"} <= set(protocol._handle_hooks)
+
+    asyncio.run(go())
+
+
+_ATEXT = "abcXYZ019!#$%&'*+/=?^_`{|}~-"
+
+
+@hsettings(max_examples=3000, deadline=None)
+@given(st.one_of(
+    st.text(alphabet=_ATEXT + ".@<>()\" \t\\[]:,;\x00\r\né", max_size=24),
+    st.builds(lambda local, domain, rest: f"<{local}@{domain}>{rest}",
+              st.text(alphabet=_ATEXT + ".", min_size=1, max_size=10),
+              st.text(alphabet="abcz09-.", min_size=1, max_size=10),
+              st.sampled_from(["", " SIZE=20480", "  BODY=8BITMIME", " ", "\t(comment) X", "(c)", ">", "\x0b X"])),
+))
+def test_address_parse_matches_aiosmtpd(arg):
+    """The fast path for plain ``<local@domain>`` gives exactly what aiosmtpd's own parse gives."""
+    def outcome(parse):
+        try:
+            return parse(arg)
+        except Exception as exc:  # noqa: BLE001 - the stdlib parser raises on some input ('0@'): so must we
+            return type(exc)
+
+    protocol = RelaySMTP.__new__(RelaySMTP)
+    stock = SMTP.__new__(SMTP)
+    for limit in (0, 3):
+        protocol.local_part_limit = stock.local_part_limit = limit
+        assert outcome(protocol._getaddr) == outcome(stock._getaddr)
 
 
 # --------------------------------------------------------------------------- the next hop failing

@@ -215,6 +215,25 @@ def test_deliver_dot_stuffs_and_ends_the_data_properly(make_settings, make_sink,
     assert sink.messages[0].data == expected
 
 
+def test_the_message_and_its_end_go_out_in_one_write(make_settings, make_sink, monkeypatch):
+    """A 20 KB write and then a 3-byte ".<CRLF>" are two sends and two wake-ups of the next hop."""
+    import aiosmtplib.protocol
+
+    writes = []
+    write = aiosmtplib.protocol.SMTPProtocol.write
+
+    def recording(self, data):
+        writes.append(bytes(data))
+        write(self, data)
+
+    monkeypatch.setattr(aiosmtplib.protocol.SMTPProtocol, "write", recording)
+    sink = make_sink()
+    body = b"Subject: x\r\n\r\n" + b".line starting with a dot\r\n" * 800
+    run(deliver(settings_for(make_settings, sink.port), "alice@example.org", ["bob@example.org"], body))
+    assert sink.messages[0].data == body
+    assert body.replace(b"\r\n.", b"\r\n..") + b".\r\n" in writes
+
+
 def test_a_refused_data_command_leaves_the_transaction_for_rset_to_end(make_settings):
     """Postfix's smtpd_data_restrictions answer the DATA command itself and keep the
     transaction open until RSET; a later MAIL must not meet 503 nested MAIL."""
