@@ -154,6 +154,13 @@ def docx(paragraph: str = "hello") -> bytes:
     })
 
 
+def zipfile_types() -> str:
+    """A [Content_Types].xml naming word/document.xml the main part of a Word document."""
+    return ('<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Override PartName="/word/document.xml" ContentType="application/'
+            'vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>')
+
+
 def dde_docx() -> bytes:
     return zip_of({
         "[Content_Types].xml": '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/'

@@ -153,6 +153,49 @@ def test_executables_in_bodies_are_found_and_text_is_not_one():
     assert check_part(text) == []
 
 
+_W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+
+
+def _word(paragraphs: str, encoding: str = "utf-8") -> bytes:
+    xml = f'<?xml version="1.0" encoding="{encoding}"?><w:document {_W}><w:body>{paragraphs}</w:body></w:document>'
+    return samples.zip_of({"[Content_Types].xml": samples.zipfile_types(), "word/document.xml": xml.encode(encoding)})
+
+
+def _complex_field(*instr_runs: str) -> str:
+    runs = "".join(f"<w:r><w:instrText>{t}</w:instrText></w:r>" for t in instr_runs)
+    return (f'<w:p><w:r><w:fldChar w:fldCharType="begin"/></w:r>{runs}'
+            f'<w:r><w:fldChar w:fldCharType="end"/></w:r></w:p>')
+
+
+@pytest.mark.parametrize("paragraphs", [
+    '<w:p><w:fldSimple w:instr=" PAGE "><w:r><w:t>1</w:t></w:r></w:fldSimple></w:p>',
+    _complex_field(' HYPERLINK "https://example.org/" '),
+    _complex_field(' TOC \\o "1-3" \\h '),
+    _complex_field(" MERGEFIELD FirstName "),
+], ids=["page", "hyperlink", "toc", "mergefield"])
+def test_ordinary_word_fields_are_not_dde(paragraphs):
+    """Page numbers, hyperlinks, contents and mail merge are fields too; only DDE is active content."""
+    assert ("dde", "dde") not in found("report.docx", _word(paragraphs))
+
+
+@pytest.mark.parametrize("doc", [
+    _word(_complex_field("DD", 'EAUTO c:\\windows\\system32\\cmd.exe "/k calc"')),
+    _word(_complex_field('DDE c:\\windows\\system32\\cmd.exe "/k calc"'), "utf-16"),
+], ids=["split-across-runs", "utf-16-xml"])
+def test_dde_hidden_in_runs_or_another_encoding_is_found(doc):
+    assert ("dde", "dde") in found("invite.docx", doc)
+
+
+def test_ordinary_rtf_fields_are_not_dde():
+    rtf = rb"{\rtf1\ansi Page {\field{\*\fldinst PAGE}{\fldrslt 1}} of {\field{\*\fldinst NUMPAGES}{\fldrslt 2}}}"
+    assert ("dde", "dde") not in found("letter.rtf", rtf)
+
+
+def test_a_vba_project_under_a_harmless_name_in_a_zip_is_still_a_macro():
+    doc = samples.zip_of({"[Content_Types].xml": samples.zipfile_types(), "word/media/image9.png": samples.vba_project()})
+    assert ("macro", "vba") in found("letter.docx", doc)
+
+
 def test_dde_in_rtf():
     rtf = rb'{\rtf1\ansi {\field{\*\fldinst DDEAUTO "c:\\windows\\system32\\cmd.exe" "/c calc"}{\fldrslt x}}}'
     assert ("dde", "dde") in found("letter.rtf", rtf)
