@@ -1,6 +1,9 @@
 import re
 from dataclasses import dataclass
 
+from hypothesis import given, settings as hsettings
+from hypothesis import strategies as st
+
 from relay.findings import Confidence
 
 from pd_helpers import card, find, nhs
@@ -45,3 +48,32 @@ def test_validators():
 def test_counts_distinct_and_redacts():
     (f,) = find("S1234567 S1234567 S7654321", detectors=[STUDENT])
     assert f.count == 2 and "1234567" not in f.evidence and "7654321" not in f.evidence
+
+
+_PATTERNS = [r"\bS\d{7}\b", r"(?i)\bstu-\d{4}\b", r"\b\d{3}-(\d{3})-\1\b", r"(?<=ref )\d{5}", r"\d{4}(?=X)",
+             r"^[A-Z]{2}\d{6}$", r"(?m)^id \d+$", r"\w{3}\d{2}", r"[^\W\d_]{2}\d{8}"]
+_PIECES = ["S1234567", "stu-4821", "STU-4821", "123-456-456", "123-456-457", "ref 12345", "1234X", "AB123456",
+           "\n", "id 42", " ", "x", "\u0663\u0664\u0665", "S\u0661\u0662\u0663\u0664\u0665\u0666\u0667", "é", "_",
+           "ÄÖ12345678", "\u00a0", "\ud800"]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=12), st.sampled_from(_PATTERNS))
+@hsettings(max_examples=300, deadline=None)
+def test_the_hyperscan_prefilter_never_drops_a_match(pieces, pattern):
+    """Hyperscan (prefilter mode, Unicode classes) must find a possible match wherever re finds one."""
+    from relay.scanners.personal_data import custom
+    from relay.scanners.personal_data.confidence import ChunkContext
+
+    text = "".join(pieces)
+    detector = [Detector("d", re.compile(pattern))]
+    with_prefilter = custom.detect(ChunkContext(text), detector)
+    reference = [m for m in re.finditer(pattern, text) if any(ch.isalnum() for ch in m.group())]
+    assert len(with_prefilter) == len(reference)
+
+
+def test_a_pattern_hyperscan_cannot_take_still_runs():
+    from relay.scanners.personal_data import custom
+
+    verbose = re.compile(r"S \d{7}  # a commented pattern", re.VERBOSE)
+    assert custom._prefilter(verbose.pattern, verbose.flags) is None
+    assert "custom:v" in by_type(find("id S1234567", detectors=[Detector("v", verbose)]))
