@@ -33,14 +33,14 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+import threading
 from decimal import Decimal, InvalidOperation
 
 from num2words import num2words
 
 from relay.findings import Confidence, Finding
 from relay.scanners import ScanContext
-from relay.scanners.text import OutboundTextScanner, fold, merge_same_place, own_chunks
+from relay.scanners.text import OutboundTextScanner, fold, literal_database, literal_ends, merge_same_place, own_chunks
 
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d+(?:\.\d{1,2})?"
 _SUF = r"(?:\s?(?:k|m|mn|bn|million|thousand|billion)\b)?"
@@ -52,6 +52,9 @@ _PREFIXED = re.compile(rf"(?P<mark>US\$|[£$€]|GBP|USD|EUR)\s?(?P<num>{_NUM})(
 _SUFFIXED = re.compile(rf"(?P<num>{_NUM})(?P<suf>{_SUF})\s?$", re.I)
 _PREFIX_MARKS = ("£", "$", "€", "gbp", "usd", "eur")
 _UNIT_MARKS = ("gbp", "usd", "eur", "pound", "euro", "dollar")
+_MARKS = tuple(dict.fromkeys(_PREFIX_MARKS + _UNIT_MARKS))
+_MARK_DB = literal_database(_MARKS)          # every marker's places in one pass over the text
+_MARK_LOCAL = threading.local()
 _CURRENCY = {"£": "gbp", "$": "usd", "us$": "usd", "€": "eur", "gbp": "gbp", "usd": "usd", "eur": "eur",
              "pound": "gbp", "pounds": "gbp", "dollar": "usd", "dollars": "usd", "euro": "eur", "euros": "eur"}
 _SCALE = {"": 1, "k": 1000, "thousand": 1000, "m": 10**6, "mn": 10**6, "million": 10**6, "bn": 10**9, "billion": 10**9}
@@ -111,13 +114,6 @@ def check_figures(flat: str) -> list[tuple[str, str, str]]:
     return out
 
 
-def _positions(low: str, needle: str) -> Iterator[int]:
-    i = low.find(needle)
-    while i != -1:
-        yield i
-        i = low.find(needle, i + 1)
-
-
 def _glued(ch: str) -> bool:
     return ch.isalnum() or ch in "_£$€"
 
@@ -126,16 +122,17 @@ def find_money(flat: str) -> list[tuple[int, int, str, str, str]]:
     """Money figures in ``flat``: (start, end, currency marker, number, scale suffix), in order, no overlaps."""
     low = fold(flat)
     spans = []
-    for mark in _PREFIX_MARKS:
-        for i in _positions(low, mark):
+    hits = [(end - len(_MARKS[idx]), _MARKS[idx]) for end, idx in literal_ends(_MARK_DB, _MARK_LOCAL, low)]
+    for i, mark in hits:
+        if mark in _PREFIX_MARKS:
             start = i - 2 if mark == "$" and low[i - 2:i] == "us" else i
             if start > 0 and _glued(flat[start - 1]):
                 continue
             m = _PREFIXED.match(flat, start)
             if m:
                 spans.append((start, m.end(), m.group("mark").lower(), m.group("num"), m.group("suf")))
-    for mark in _UNIT_MARKS:
-        for i in _positions(low, mark):
+    for i, mark in hits:
+        if mark in _UNIT_MARKS:
             end = i + len(mark)
             if mark in ("pound", "euro", "dollar") and low[end:end + 1] == "s":
                 end += 1

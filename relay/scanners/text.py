@@ -22,7 +22,7 @@ import itertools
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import hyperscan
@@ -239,10 +239,7 @@ class PhraseMatcher:
         self._db = None
         self._local = threading.local()
         if self.size:
-            self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            exprs = [_literal(phrase) for phrase, _ in self._entries]
-            self._db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs),
-                             flags=[0] * len(exprs))
+            self._db = literal_database([phrase for phrase, _ in self._entries])
 
     def find(self, low: str) -> list[Match]:
         """Non-overlapping whole-word matches in ``low`` (a :func:`fold`-ed text); longest wins."""
@@ -259,6 +256,14 @@ class PhraseMatcher:
                 continue
             found.append(Match(start, end, phrase, label))
         return list(_non_overlapping(found))
+
+
+def literal_database(literals: Sequence[str]) -> hyperscan.Database:
+    """A Hyperscan database matching each of ``literals`` exactly (pattern id = its index)."""
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    exprs = [_literal(text) for text in literals]
+    db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=[0] * len(exprs))
+    return db
 
 
 def literal_ends(db: hyperscan.Database, local: threading.local, text: str) -> list[tuple[int, int]]:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from relay.findings import Confidence, Finding
 from relay.scanners.data import expand, parse_lexicon
-from relay.scanners.text import PhraseMatcher, flatten, fold, mask, merge_same_place, own_text, strip_disclaimers
+from relay.scanners.text import PhraseMatcher, literal_database, literal_ends, flatten, fold, mask, merge_same_place, own_text, strip_disclaimers
 
 
 def test_quoted_lines_are_dropped_one_by_one():
@@ -274,3 +274,15 @@ def test_disclaimer_at_the_end_of_a_long_text():
 ])
 def test_attribution_forms(attribution):
     assert own_text(f"Mine.\n\n{attribution}\ntheir old words\n").strip() == "Mine."
+
+
+@given(st.text(alphabet="£$€us gbpeur\u0130\u00e9\U0001f600x1", max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_literal_ends_are_the_str_offsets_of_every_occurrence(text):
+    import threading
+
+    marks = ("£", "$", "€", "us$", "gbp", "eur", "\u00e9x")
+    db = literal_database(marks)
+    expected = sorted((i + len(m), n) for n, m in enumerate(marks)
+                      for i in range(len(text)) if text.startswith(m, i))
+    assert literal_ends(db, threading.local(), text) == expected
