@@ -81,11 +81,19 @@ def _aggregate(hits: list[Hit], where: str, protected: bool) -> list[Finding]:
             values[hit.value] = hit
     out = []
     for (kind, type_), values in best.items():
+        bands: dict[Confidence, list] = {}          # confidence -> [count, the first hit in the text]
+        for h in values.values():
+            group = bands.get(h.confidence)
+            if group is None:
+                bands[h.confidence] = [1, h]
+            else:
+                group[0] += 1
+                if h.start < group[1].start:
+                    group[1] = h
         for conf in (Confidence.HIGH, Confidence.MEDIUM, Confidence.LOW):
-            group = [h for h in values.values() if h.confidence == conf]
+            group = bands.get(conf)
             if group:
-                group.sort(key=lambda h: h.start)
-                out.append(Finding(kind, type_, conf, len(group), where, group[0].evidence, protected))
+                out.append(Finding(kind, type_, conf, group[0], where, group[1].evidence, protected))
     return out
 
 

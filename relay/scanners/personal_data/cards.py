@@ -21,12 +21,12 @@ KEYWORDS = words(["card", "card number", "card no", "credit card", "debit card",
 HEADERS = words(["card", "card number", "pan", "cc", "credit card", "card_number", "cardnumber"])
 TEST_PANS = frozenset(load_lines("test_pans.txt"))
 
-_CARD_SHAPES = ([4, 4, 4, 4], [4, 6, 5], [4, 6, 4], [4, 4, 4, 4, 3], [4, 4, 4, 1], [4, 4, 4, 2],
-                [4, 4, 4, 3], [4, 4, 4, 4, 1], [4, 4, 4, 4, 2], [4, 4, 4, 4, 3])
+_CARD_SHAPES = frozenset({(4, 4, 4, 4), (4, 6, 5), (4, 6, 4), (4, 4, 4, 4, 3), (4, 4, 4, 1), (4, 4, 4, 2),
+                          (4, 4, 4, 3), (4, 4, 4, 4, 1), (4, 4, 4, 4, 2), (4, 4, 4, 4, 3)})
 
 
 def shape_ok(groups: list[int]) -> bool:
-    return len(groups) == 1 or groups in _CARD_SHAPES
+    return len(groups) == 1 or tuple(groups) in _CARD_SHAPES
 
 
 def check(cc: ChunkContext, start: int, end: int, digits: str, groups: list[int]) -> Hit | None:

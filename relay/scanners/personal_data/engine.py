@@ -95,9 +95,10 @@ def _classify(cc: ChunkContext, start: int, end: int, digits: str, lens: list[in
 
 def _number(cc: ChunkContext, start: int, end: int, out: list[Hit], phones: list[tuple[int, str]]) -> None:
     text = cc.text
-    spans = _groups(text, start, end)
-    lens = [e - s for s, e in spans]
-    digits = _SEP.sub("", text[start:end])
+    raw = text[start:end]
+    parts = _SEP.split(raw) if (" " in raw or "-" in raw) else [raw]
+    lens = [len(p) for p in parts]
+    digits = "".join(parts)
     if lens in ([6], [2, 2, 2]):
         hit = nino.check(cc, start, end, digits, lens)
         if hit:
@@ -122,8 +123,9 @@ def _number(cc: ChunkContext, start: int, end: int, out: list[Hit], phones: list
     if hit:
         out.append(hit)
         return
-    if len(spans) < 2 or len(spans) > 8:         # "1 2 3 4 5 6 7 8 9" is not two identifiers
+    if len(parts) < 2 or len(parts) > 8:         # "1 2 3 4 5 6 7 8 9" is not two identifiers
         return
+    spans = _groups(text, start, end)
     if lens[:3] == [2, 2, 2] and len(digits) == 14:          # "12-34-56 12345678"
         hit = banking.sort_code(cc, start, spans[2][1], digits[:6], digits[6:])
         if hit:

@@ -13,6 +13,11 @@ DOT = "•"
 
 def mask(value: str, keep_end: int = 0, keep_start: int = 0) -> str:
     """Mask every letter/digit, keeping ``keep_start``/``keep_end`` of them; separators stay."""
+    if value.isalnum():                 # no separators (most values): the same, without the per-character walk
+        n = len(value)
+        if n <= keep_start + keep_end + 3:
+            keep_start = keep_end = 0
+        return value[:keep_start] + DOT * (n - keep_start - keep_end) + (value[n - keep_end:] if keep_end else "")
     alnum = [i for i, ch in enumerate(value) if ch.isalnum()]
     if len(alnum) <= keep_start + keep_end + 3:
         keep_start = keep_end = 0

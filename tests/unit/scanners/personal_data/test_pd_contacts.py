@@ -83,3 +83,25 @@ def test_role_mailboxes_are_not_people():
 def test_addresses_scattered_over_paragraphs_are_not_a_list():
     paras = [f"Paragraph {i} of prose.\nMore prose here.\nPlease copy p{i}@gmail.com on it.\nEnd." for i in range(6)]
     assert types("\n\n".join(paras))["bulk_contacts:email_address"] == Confidence.LOW
+
+
+def test_phone_shortcut_agrees_with_phonenumbers_parse():
+    """phone_value skips phonenumbers.parse for the shapes the scan finds; same answer as parse()."""
+    import random
+
+    from relay.scanners.personal_data.contacts import _parsed_value, phone_value
+
+    r = random.Random(6)
+    samples = ["0161 496 0000", "(0161) 496 0000", "+44 (0)161 496 0000", "+44 161 496 0000", "0044 161 496 0000",
+               "07700 900123", "+447700900123", "020 7946 0991", "0800 123 4567", "00 1 212 555 0100",
+               "+44 (0) 0161 496 0000", "+33 1 23 45 67 89", "0300 123 1234", "01632 960 001", "0161-496-0000"]
+    for _ in range(20000):
+        prefix = r.choice(["0", "0", "+44 ", "+44 (0)", "0044 ", "(0", "00", "+4", "+440", ""])
+        body = "".join(r.choice("0123456789") for _ in range(r.randint(8, 12)))
+        text = "".join(ch + (r.choice(" -") if r.random() < 0.15 else "") for ch in prefix + body).strip(" -")
+        samples.append(text)
+    valid = 0
+    for raw in samples:
+        assert phone_value.__wrapped__(raw) == _parsed_value(raw), raw
+        valid += bool(_parsed_value(raw))
+    assert valid > 500                      # the sample reaches valid numbers, not only rejections

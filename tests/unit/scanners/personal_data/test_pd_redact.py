@@ -11,3 +11,14 @@ def test_shapes():
     assert redact.mask("123456789", keep_end=2) == "•••••••89"
     assert redact.email("jane@example.org") == "j•••@example.org"
     assert redact.count_of(3, "phone numbers") == "3 distinct phone numbers"
+
+
+def test_mask_without_separators_is_the_general_rule():
+    import random
+
+    r = random.Random(4)
+    for _ in range(3000):
+        value = "".join(r.choice("0123456789ABCxyz") for _ in range(r.randint(1, 20)))
+        ks, ke = r.randint(0, 4), r.randint(0, 4)
+        spaced = " " + value                # a separator takes the general path
+        assert redact.mask(value, keep_end=ke, keep_start=ks) == redact.mask(spaced, keep_end=ke, keep_start=ks)[1:]

@@ -100,3 +100,20 @@ def test_own_nhs_and_utr_checks_agree_with_stdnum():
             assert v.nhs_ok(digits) == std_nhs.is_valid(digits), digits
         if not placeholder:
             assert v.utr_ok(digits) == std_utr.is_valid(digits), digits
+
+
+def test_own_luhn_agrees_with_stdnum():
+    import random
+
+    from stdnum import luhn
+
+    r = random.Random(8)
+    valid = 0
+    for _ in range(20000):
+        digits = "".join(r.choice("0123456789") for _ in range(r.randint(1, 19)))
+        if r.random() < 0.3:
+            digits = digits[:-1] + luhn.calc_check_digit(digits[:-1]) if len(digits) > 1 else digits
+        assert v.luhn_ok(digits) == luhn.is_valid(digits), digits
+        valid += v.luhn_ok(digits)
+    assert valid > 5000
+    assert not v.luhn_ok("") and not v.luhn_ok("12a4")
