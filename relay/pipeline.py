@@ -1,9 +1,9 @@
 """Scan, then decide: one message's way from bytes to a verdict.
 
 ``Pipeline.decide`` parses the received bytes once, extracts text once, runs
-every scanner concurrently (each under its own time-out; a scanner that
-raises or times out becomes a ``scanner_unavailable`` finding and the others
-go on) and hands all findings to the policy engine, which returns exactly one
+every scanner (a scanner that raises or times out becomes a
+``scanner_unavailable`` finding and the others go on) and hands all findings
+to the policy engine, which returns exactly one
 :class:`~relay.verdict.Verdict`. No side effects here: the act stage (hold,
 tag, sign, forward) belongs to the fronts (``server.py``, ``milter``).
 """
@@ -11,6 +11,7 @@ tag, sign, forward) belongs to the fronts (``server.py``, ``milter``).
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,8 @@ from relay.envelope import Envelope
 from relay.findings import Confidence, Finding
 from relay.message import ParsedMessage
 from relay.organisation import Organisation
-from relay.scanners import ScanContext, Scanner, kinds_of, reads_text
+from relay.scanners import ScanContext, Scanner, kinds_of, reads_text, small
+from relay.scanners.text import small_text
 from relay.verdict import Verdict
 
 log = structlog.get_logger("relay.pipeline")
@@ -63,6 +65,7 @@ class Pipeline:
         needed = getattr(policy, "kinds", None)
         self.scanners = tuple(s for s in self.available if needed is None or not kinds_of(s).isdisjoint(needed))
         self._extracts = any(reads_text(s) for s in self.scanners) or needed is None or "extraction_failed" in needed
+        self._sync = [callable(getattr(s, "scan_sync", None)) for s in self.scanners]
         self._parse_limits = message_mod.ParseLimits.from_settings(settings)
         self._extract_limits = extract_mod.ExtractLimits.from_settings(settings)
 
@@ -105,28 +108,40 @@ class Pipeline:
             return extract_mod.Extraction((), (Finding("scanner_unavailable", "extract", Confidence.HIGH, 1, "message"),))
 
     async def _scan(self, ctx: ScanContext, timings: dict[str, float]) -> list[Finding]:
-        """Every scanner's findings, in scanner order. Those that can answer at once (a small
-        message, CPU only: ``scan_now``) do so here; the rest run concurrently as tasks."""
-        results: list[Sequence[Finding] | None] = []
-        for scanner in self.scanners:
-            now = getattr(scanner, "scan_now", None)
-            got = None
-            if now is not None:
-                start = time.perf_counter()
-                try:
-                    got = now(ctx)
-                except Exception as exc:  # noqa: BLE001 - one scanner's bug must not stop the others
-                    got = _failed(scanner, exc)
-                if got is not None:
-                    timings[f"scan.{scanner.name}"] = time.perf_counter() - start
-            results.append(got)
-        waiting = [(i, s) for i, s in enumerate(self.scanners) if results[i] is None]
-        if waiting:
+        """Every scanner's findings, in scanner order.
+
+        The CPU-only scans (``scan_sync``) run together: inline for a small text-only message,
+        else one after another in one worker thread under ``scan_timeout``, while the others
+        (clamd: I/O) run as tasks, each under its own ``scan_timeout``."""
+        results: list[Sequence[Finding] | None] = [None] * len(self.scanners)
+        cpu = [(i, s) for i, s in enumerate(self.scanners) if self._sync[i]]
+        if cpu and small(ctx.message) and small_text(ctx):
+            _run_sync(cpu, ctx, results, timings)
+            cpu = []
+        waiting = [(i, s) for i, s in enumerate(self.scanners) if not self._sync[i]]
+        if cpu or waiting:
             async with asyncio.TaskGroup() as tg:
+                if cpu:
+                    tg.create_task(self._run_sync_off_loop(cpu, ctx, results, timings))
                 tasks = [(i, tg.create_task(self._run(s, ctx, timings))) for i, s in waiting]
             for i, task in tasks:
                 results[i] = task.result()
-        return [f for found in results for f in found]
+        return [f for found in results if found is not None for f in found]
+
+    async def _run_sync_off_loop(self, cpu: list[tuple[int, Scanner]], ctx: ScanContext,
+                                 results: list[Sequence[Finding] | None], timings: dict[str, float]) -> None:
+        """One thread hop for all of them; on time-out, every scan not finished fails closed."""
+        stop = threading.Event()
+        try:
+            async with asyncio.timeout(self.settings.scan_timeout):
+                await asyncio.to_thread(_run_sync, cpu, ctx, results, timings, stop)
+        except TimeoutError:
+            stop.set()             # the thread stops before its next scanner
+            late = [s.name for i, s in cpu if results[i] is None]
+            log.warning("scanner timed out", scanner=",".join(late), timeout=self.settings.scan_timeout)
+            for i, scanner in cpu:
+                if results[i] is None:
+                    results[i] = _unavailable(scanner, "timeout")
 
     async def _run(self, scanner: Scanner, ctx: ScanContext, timings: dict[str, float]) -> Sequence[Finding]:
         start = time.perf_counter()
@@ -135,13 +150,32 @@ class Pipeline:
                 return tuple(await scanner.scan(ctx))
         except TimeoutError:
             log.warning("scanner timed out", scanner=scanner.name, timeout=self.settings.scan_timeout)
-            return (Finding("scanner_unavailable", scanner.name, Confidence.HIGH, 1, "message", "timeout"),)
+            return _unavailable(scanner, "timeout")
         except Exception as exc:  # noqa: BLE001 - one scanner's bug must not stop the others
             return _failed(scanner, exc)
         finally:
             timings[f"scan.{scanner.name}"] = time.perf_counter() - start
 
 
+def _run_sync(cpu: list[tuple[int, Scanner]], ctx: ScanContext, results: list[Sequence[Finding] | None],
+              timings: dict[str, float], stop: threading.Event | None = None) -> None:
+    """Each scanner's ``scan_sync`` in turn; a scanner's exception is its own finding."""
+    for i, scanner in cpu:
+        if stop is not None and stop.is_set():
+            return
+        start = time.perf_counter()
+        try:
+            found: Sequence[Finding] = tuple(scanner.scan_sync(ctx))
+        except Exception as exc:  # noqa: BLE001 - one scanner's bug must not stop the others
+            found = _failed(scanner, exc)
+        timings[f"scan.{scanner.name}"] = time.perf_counter() - start
+        results[i] = found
+
+
+def _unavailable(scanner: Scanner, reason: str) -> tuple[Finding, ...]:
+    return (Finding("scanner_unavailable", scanner.name, Confidence.HIGH, 1, "message", reason),)
+
+
 def _failed(scanner: Scanner, exc: Exception) -> tuple[Finding, ...]:
     log.error("scanner failed", scanner=scanner.name, exc_info=exc)
-    return (Finding("scanner_unavailable", scanner.name, Confidence.HIGH, 1, "message", type(exc).__name__),)
+    return _unavailable(scanner, type(exc).__name__)

@@ -42,9 +42,10 @@ class Scanner(Protocol):
 
     async def scan(self, ctx: ScanContext) -> Sequence[Finding]: ...
 
-    # Optional: ``scan_now(ctx)`` returns the findings at once when that is only a little CPU work
-    # (a small message), or None when ``scan`` must run (I/O, or work for a thread). The pipeline
-    # calls it first, and spares such scans a task and a time-out each.
+    # Optional: ``scan_sync(ctx)``, the same findings computed synchronously, for a scanner whose
+    # work is CPU only (no I/O). The pipeline runs all such scans of a message together: inline
+    # for a small message, else one after another in one worker thread (one thread hop, not one
+    # per scanner: each hop costs more CPU than a small scan).
 
 
 # The scanners the relay runs, in order, with the finding kinds each can report.

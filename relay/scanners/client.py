@@ -93,9 +93,9 @@ class DesktopClientScanner:
         self.report_mobile = report_mobile
 
     async def scan(self, ctx: ScanContext) -> Sequence[Finding]:
-        return self.scan_now(ctx)
+        return self.scan_sync(ctx)
 
-    def scan_now(self, ctx: ScanContext) -> list[Finding]:
+    def scan_sync(self, ctx: ScanContext) -> list[Finding]:
         for header in HEADERS:
             for value in ctx.message.header_all(header):
                 found = classify(value[:500])

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from relay.findings import Confidence, Finding
 from relay.scanners import ScanContext
 from relay.scanners.data import load_lexicon
-from relay.scanners.text import PhraseMatcher, merge_same_place, off_loop, own_chunks, small_text
+from relay.scanners.text import PhraseMatcher, merge_same_place, off_loop, own_chunks
 
 _LEXICON = load_lexicon("confidential.txt")
 _PROSE = frozenset(_LEXICON.get("prose", ()))
@@ -54,8 +54,8 @@ class ConfidentialScanner:
     async def scan(self, ctx: ScanContext) -> Sequence[Finding]:
         return await off_loop(self._markers, ctx) + self._labels(ctx)
 
-    def scan_now(self, ctx: ScanContext) -> list[Finding] | None:
-        return self._markers(ctx) + self._labels(ctx) if small_text(ctx) else None
+    def scan_sync(self, ctx: ScanContext) -> list[Finding]:
+        return self._markers(ctx) + self._labels(ctx)
 
     def _labels(self, ctx: ScanContext) -> list[Finding]:
         """The Sensitivity header and Microsoft sensitivity labels."""

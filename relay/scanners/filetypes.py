@@ -71,7 +71,7 @@ import magic
 from relay.extract.plain import is_text
 from relay.findings import Confidence, Finding
 from relay.message import ParsedMessage, Part
-from relay.scanners import run_sized, small
+from relay.scanners import run_sized
 
 HEAD = 8 * 1024
 _local = threading.local()
@@ -427,5 +427,5 @@ class FileTypeScanner:
     async def scan(self, ctx) -> Sequence[Finding]:
         return await run_sized(ctx.message, scan_message)
 
-    def scan_now(self, ctx) -> list[Finding] | None:
-        return scan_message(ctx.message) if small(ctx.message) else None
+    def scan_sync(self, ctx) -> list[Finding]:
+        return scan_message(ctx.message)

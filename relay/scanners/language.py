@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from relay.findings import Confidence, Finding
 from relay.scanners import ScanContext
 from relay.scanners.data import load_lexicon
-from relay.scanners.text import PhraseMatcher, mask, merge_same_place, off_loop, own_chunks, small_text
+from relay.scanners.text import PhraseMatcher, mask, merge_same_place, off_loop, own_chunks
 
 CATEGORIES = ("abusive", "intimidating", "disparaging")
 _LEVELS = {"high": Confidence.HIGH, "medium": Confidence.MEDIUM, "low": Confidence.LOW}
@@ -61,8 +61,8 @@ class LanguageScanner:
     async def scan(self, ctx: ScanContext) -> Sequence[Finding]:
         return await off_loop(self._find, ctx)
 
-    def scan_now(self, ctx: ScanContext) -> list[Finding] | None:
-        return self._find(ctx) if small_text(ctx) else None
+    def scan_sync(self, ctx: ScanContext) -> list[Finding]:
+        return self._find(ctx)
 
     def _find(self, ctx: ScanContext) -> list[Finding]:
         findings: list[Finding] = []

@@ -52,7 +52,7 @@ from collections.abc import Iterator, Sequence
 
 from relay.findings import Confidence, Finding
 from relay.message import ParsedMessage, Part
-from relay.scanners import run_sized, small
+from relay.scanners import run_sized
 
 CFB = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 DEFAULT_OFFICE_PASSWORD = "VelvetSweatshop"
@@ -267,5 +267,5 @@ class ProtectionScanner:
     async def scan(self, ctx) -> Sequence[Finding]:
         return await run_sized(ctx.message, scan_message)
 
-    def scan_now(self, ctx) -> list[Finding] | None:
-        return scan_message(ctx.message) if small(ctx.message) else None
+    def scan_sync(self, ctx) -> list[Finding]:
+        return scan_message(ctx.message)

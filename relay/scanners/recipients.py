@@ -51,9 +51,9 @@ class RecipientsScanner:
         self.min_count = min_count
 
     async def scan(self, ctx: ScanContext) -> Sequence[Finding]:
-        return self.scan_now(ctx)
+        return self.scan_sync(ctx)
 
-    def scan_now(self, ctx: ScanContext) -> list[Finding]:
+    def scan_sync(self, ctx: ScanContext) -> list[Finding]:
         org = ctx.organisation
         msg = ctx.message
         to_cc = header_addresses(msg.header_all("To") + msg.header_all("Cc"))

@@ -439,10 +439,8 @@ class OutboundTextScanner:
     async def scan(self, ctx: ScanContext) -> list[Finding]:
         return [] if self._skipped(ctx) else await off_loop(self._find, ctx)
 
-    def scan_now(self, ctx: ScanContext) -> list[Finding] | None:
-        if self._skipped(ctx):
-            return []
-        return self._find(ctx) if small_text(ctx) else None
+    def scan_sync(self, ctx: ScanContext) -> list[Finding]:
+        return [] if self._skipped(ctx) else self._find(ctx)
 
 
 def merge_same_place(findings: Iterable[Finding]) -> list[Finding]:

@@ -109,37 +109,62 @@ def test_large_and_small_messages_parse(make_settings, make_message, size):
 
 
 class Quick:
-    """Answers at once for small messages (``scan_now``), else through ``scan``."""
+    """A CPU-only scanner (``scan_sync``) that notes the thread it ran on."""
 
-    def __init__(self, name, finding=None, fail=False):
-        self.name, self.finding, self.fail = name, finding, fail
-        self.calls = []
+    def __init__(self, name, finding=None, fail=False, sleep=0.0):
+        self.name, self.finding, self.fail, self.sleep = name, finding, fail, sleep
+        self.threads = []
 
-    def scan_now(self, ctx):
+    def scan_sync(self, ctx):
+        import threading
+        import time
+
+        self.threads.append(threading.get_ident())
+        time.sleep(self.sleep)
         if self.fail:
-            raise KeyError("bug in a fast path")
-        if ctx.message.size > 64 * 1024:
-            return None
-        self.calls.append("now")
+            raise KeyError("bug in a scanner")
         return [self.finding] if self.finding else []
 
     async def scan(self, ctx):
-        self.calls.append("scan")
-        await asyncio.sleep(0)
-        return [self.finding] if self.finding else []
+        return self.scan_sync(ctx)
 
 
-@pytest.mark.parametrize("size, path", [(100, "now"), (100 * 1024, "scan")])
-def test_quick_scans_answer_inline_and_findings_keep_scanner_order(make_settings, make_message, size, path):
+@pytest.mark.parametrize("size, on_loop", [(100, True), (100 * 1024, False)])
+def test_cpu_scans_run_inline_for_small_mail_else_together_in_one_thread(make_settings, make_message, size, on_loop):
+    import threading
+
     first = Quick("first", Finding("personal_data", "uk_nino"))
     broken = Quick("broken", fail=True)
-    last = Says(Finding("personal_data", "nhs_number"))
-    pipeline = Pipeline(make_settings(), policy(), [first, broken, last])
-    decision = run(pipeline.decide(ENV, make_message(body="x" * size)))
-    assert first.calls == [path]
+    middle = Says(Finding("personal_data", "nhs_number"))      # async: a task of its own
+    last = Quick("last", Finding("personal_data", "uk_passport"))
+    pipeline = Pipeline(make_settings(), policy(), [first, broken, middle, last])
+
+    async def go():
+        return await pipeline.decide(ENV, make_message(body="x" * size)), threading.get_ident()
+
+    decision, loop_thread = run(go())
+    assert len({*first.threads, *broken.threads, *last.threads}) == 1        # one hop (or none) for all
+    assert (first.threads[0] == loop_thread) == on_loop
     assert [(f.kind, f.type) for f in decision.findings] == [
-        ("personal_data", "uk_nino"), ("scanner_unavailable", "broken"), ("personal_data", "nhs_number")]
-    assert {"scan.first", "scan.broken", "scan.says"} <= set(decision.timings)
+        ("personal_data", "uk_nino"), ("scanner_unavailable", "broken"), ("personal_data", "nhs_number"),
+        ("personal_data", "uk_passport")]
+    assert {"scan.first", "scan.broken", "scan.says", "scan.last"} <= set(decision.timings)
+    assert decision.verdict.action is Action.TEMPFAIL
+
+
+def test_cpu_scans_past_the_time_out_fail_closed_and_the_rest_are_not_started(make_settings, make_message):
+    import time
+
+    done = Quick("done", Finding("personal_data", "uk_nino"))
+    slow = Quick("slow", sleep=1.0)
+    never = Quick("never")
+    pipeline = Pipeline(make_settings(scan_timeout=0.3), policy(), [done, slow, never])
+    decision = run(pipeline.decide(ENV, make_message(body="x" * 100 * 1024)))
+    time.sleep(1.0)                                    # the thread finishes "slow", then stops
+    assert [(f.kind, f.type, f.evidence) for f in decision.findings] == [
+        ("personal_data", "uk_nino", ""), ("scanner_unavailable", "slow", "timeout"),
+        ("scanner_unavailable", "never", "timeout")]
+    assert never.threads == []
     assert decision.verdict.action is Action.TEMPFAIL
 
 
@@ -179,7 +204,7 @@ def test_small_messages_are_parsed_and_extracted_on_the_loop_large_ones_in_a_thr
     "CONFIDENTIAL\n\nWe accept your offer of \u00a312,500 (twelve thousand pounds) per annum, you idiot.",
     "Please find the purchase order attached. Payment terms: 30 days. Total \u00a31,250.00",
 ])
-def test_every_shipped_quick_scan_equals_its_full_scan(make_settings, make_message, body):
+def test_every_shipped_sync_scan_equals_its_async_scan(make_settings, make_message, body):
     from relay import extract, message
     from relay.scanners import ScanContext
 
@@ -189,13 +214,12 @@ def test_every_shipped_quick_scan_equals_its_full_scan(make_settings, make_messa
                        headers={"Sensitivity": "Company-Confidential", "X-Mailer": "Microsoft Outlook 16.0"})
     parsed = message.parse(raw, message.ParseLimits.from_settings(settings))
     ctx = ScanContext(parsed, ENV, org, extract.extract(parsed, extract.ExtractLimits.from_settings(settings)))
-    quick = [s for s in build_scanners(settings) if hasattr(s, "scan_now")]
+    quick = [s for s in build_scanners(settings) if hasattr(s, "scan_sync")]
     assert {s.name for s in quick} >= {"filetypes", "protection", "confidential", "language", "recipients",
-                                       "contracts", "figures", "client"}
+                                       "contracts", "figures", "client", "personal_data"}
     found = 0
     for scanner in quick:
-        now = scanner.scan_now(ctx)
-        assert now is not None, scanner.name
+        now = scanner.scan_sync(ctx)
         assert list(now) == list(run(scanner.scan(ctx))), scanner.name
         found += len(now)
     assert found or body.startswith("Hello")
