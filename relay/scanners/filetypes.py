@@ -289,19 +289,36 @@ _FIELD_MARKUP = re.compile(b"|".join(re.escape(name.encode(codec)) for name in (
 _FIELD_SCAN_MAX = 256 * 1024 * 1024
 
 
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+
+def _looks_like_xml(head: bytes) -> bool:
+    """Whether a member starting with ``head`` could parse as XML (msodde skips what cannot:
+    pictures, OLE objects), in UTF-8 or UTF-16, with or without a byte order mark."""
+    for bom in _BOMS:
+        if head.startswith(bom):
+            head = head[len(bom):]
+            break
+    return head.replace(b"\0", b"").lstrip(b" \t\r\n").startswith(b"<")
+
+
 def _zip_has_fields(zf: zipfile.ZipFile) -> bool:
-    """Whether any member (msodde reads them all) holds field markup. Past the bound: True."""
+    """Whether any member msodde would parse holds field markup. Past the bound: True."""
     budget, tail = _FIELD_SCAN_MAX, 20
     for info in zf.infolist()[:2000]:
         with zf.open(info) as fh:
+            chunk = fh.read(256)
+            if not _looks_like_xml(chunk):
+                continue
             carry = b""
-            while chunk := fh.read(1024 * 1024):
+            while chunk:
                 if _FIELD_MARKUP.search(carry + chunk):
                     return True
                 carry = chunk[-tail:]
                 budget -= len(chunk)
                 if budget <= 0:
                     return True
+                chunk = fh.read(1024 * 1024)
     return False
 
 

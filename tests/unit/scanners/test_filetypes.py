@@ -181,7 +181,10 @@ def test_ordinary_word_fields_are_not_dde(paragraphs):
 @pytest.mark.parametrize("doc", [
     _word(_complex_field("DD", 'EAUTO c:\\windows\\system32\\cmd.exe "/k calc"')),
     _word(_complex_field('DDE c:\\windows\\system32\\cmd.exe "/k calc"'), "utf-16"),
-], ids=["split-across-runs", "utf-16-xml"])
+    samples.zip_of({"[Content_Types].xml": samples.zipfile_types(), "word/document.xml": "<w:document/>",
+                    "word/media/image1.png": f'<?xml version="1.0"?><w:document {_W}><w:body>'
+                                             f'{_complex_field("DDEAUTO calc")}</w:body></w:document>'}),
+], ids=["split-across-runs", "utf-16-xml", "xml-named-as-a-picture"])
 def test_dde_hidden_in_runs_or_another_encoding_is_found(doc):
     assert ("dde", "dde") in found("invite.docx", doc)
 
