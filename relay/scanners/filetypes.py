@@ -194,14 +194,14 @@ def _zip_names(data: bytes) -> list[str]:
 _BATCH = re.compile(rb"\s*@echo\s+off\b", re.I)
 
 
-def script(data: bytes, mime: str) -> str:
+def script(data: bytes, mime: str, names: list[str] | None = None) -> str:
     head = data[:HEAD]
     if head.startswith(_LNK):
         return "lnk"
     if head.startswith(b"#!"):
         return "sh"
     if head.startswith(b"PK\x03\x04"):
-        names = _zip_names(data)
+        names = _zip_names(data) if names is None else names
         if "META-INF/MANIFEST.MF" in names or any(n.endswith(".class") for n in names):
             return "jar"
         return ""
@@ -215,8 +215,7 @@ def script(data: bytes, mime: str) -> str:
     return ""
 
 
-def _ooxml(data: bytes) -> bool:
-    names = _zip_names(data)
+def _ooxml(names: list[str]) -> bool:
     return "[Content_Types].xml" in names
 
 
@@ -246,12 +245,12 @@ def _zip_has_ole(data: bytes) -> bool:
     return False
 
 
-def macros(data: bytes) -> list[str]:
+def macros(data: bytes, names: list[str] | None = None) -> list[str]:
     """vba and/or xlm: olevba, plus Excel 4 macro sheets in OOXML workbooks (olevba sees those in BIFF only)."""
     olevba = _oletools()[0]
     VBA_Parser = olevba.VBA_Parser  # noqa: N806
     sheets = ["xlm"] if data[:4] == b"PK\x03\x04" and any(
-        n.startswith("xl/macrosheets/") for n in _zip_names(data)) else []
+        n.startswith("xl/macrosheets/") for n in (_zip_names(data) if names is None else names)) else []
     if data[:4] == b"PK\x03\x04" and not _zip_has_ole(data):
         return sheets       # no OLE member: nothing for olevba to find (and 1 ms saved per document)
     try:
@@ -376,7 +375,8 @@ def check_part(part: Part) -> list[Finding]:
     elif ext in EXEC_EXT:
         out.append(Finding("executable", EXEC_EXT[ext], Confidence.MEDIUM, 1, where))
 
-    by_content = script(data, mime) if data and not body else ""
+    names = _zip_names(data) if data[:4] == b"PK\x03\x04" and not body else []   # the listing, read once
+    by_content = script(data, mime, names) if data and not body else ""
     if ext in SCRIPT_EXT:
         out.append(Finding("script", SCRIPT_EXT[ext], Confidence.HIGH, 1, where))
     elif by_content:
@@ -388,9 +388,9 @@ def check_part(part: Part) -> list[Finding]:
     elif ext in IMAGE_EXT:
         out.append(Finding("disk_image", IMAGE_EXT[ext], Confidence.MEDIUM, 1, where))
 
-    if data and not body and (data[:8] == CFB or (data[:4] == b"PK\x03\x04" and _ooxml(data))
+    if data and not body and (data[:8] == CFB or (data[:4] == b"PK\x03\x04" and _ooxml(names))
                               or ext in ("doc", "docm", "xls", "xlsm", "ppt", "pptm", "xml", "mht")):
-        for kind in macros(data):
+        for kind in macros(data, names):
             out.append(Finding("macro", kind, Confidence.HIGH, 1, where))
     if data and not body and dde(data, ext):
         out.append(Finding("dde", "dde", Confidence.HIGH, 1, where))
