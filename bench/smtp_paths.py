@@ -22,6 +22,9 @@ processes, from /proc) and the relay/bare ratios, then the medians and the
 latency probes (direct, bare, relay, interleaved):
 
     .venv/bin/python bench/smtp_paths.py --ab 5 --sizes 20k --concurrency 10 --workers 1,2 --messages 2000
+
+``--before DIR`` adds, in the same rounds, the relay run from another source
+tree (before/after a change), e.g. ``git archive HEAD~1 | tar -x -C /tmp/before``.
 """
 
 from __future__ import annotations
@@ -185,14 +188,15 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def start_relay(procs: Procs, workers: int, sink_port: int, policy: Path, tmp: Path) -> tuple[subprocess.Popen, int]:
-    """``relay serve --workers N`` forwarding to smtp-sink; returns the process and its port."""
+def start_relay(procs: Procs, workers: int, sink_port: int, policy: Path, tmp: Path,
+                tree: Path = ROOT) -> tuple[subprocess.Popen, int]:
+    """``relay serve --workers N`` (from source tree ``tree``) forwarding to smtp-sink; returns the process and its port."""
     relay_port = free_port()
     env = dict(os.environ, RELAY_LISTEN=f"127.0.0.1:{relay_port}",
                RELAY_UPSTREAM=f"127.0.0.1:{sink_port}", RELAY_POLICY=str(policy),
                RELAY_QUARANTINE=f"sqlite:///{tmp}/q.sqlite3", RELAY_LOG_FORMAT="json",
                RELAY_MAX_SESSIONS="500", RELAY_WORKERS=str(workers))
-    relay = procs.start([PY, "-m", "relay.cli", "serve"], env=env, cwd=str(ROOT))
+    relay = procs.start([PY, "-m", "relay.cli", "serve"], env=env, cwd=str(tree))
     wait_port(relay_port)
     return relay, relay_port
 
@@ -210,6 +214,8 @@ def side_by_side(args, procs: Procs, tmp: Path, sink_port: int, bare: subprocess
     servers = {"bare": (bare, bare_port)}
     for w in workers:
         servers[f"relay{w}"] = start_relay(procs, w, sink_port, policy, tmp)
+        if args.before:
+            servers[f"before{w}"] = start_relay(procs, w, sink_port, policy, tmp, Path(args.before))
     names = list(servers)
     for name, (_, port) in servers.items():       # warm up (imports, kept next-hop sessions)
         run_source(port, msgfile, c, min(n, 200))
@@ -260,6 +266,8 @@ def main() -> int:
     ap.add_argument("--policy", default="", help="policy file for the relay path (default: pass-through)")
     ap.add_argument("--ab", type=int, default=0, metavar="ROUNDS",
                     help="side by side: ROUNDS rounds of bare and relay per --workers value (first size and C)")
+    ap.add_argument("--before", default="", metavar="DIR",
+                    help="with --ab: also the relay from this source tree (named before1, before2...)")
     args = ap.parse_args()
     if not shutil.which("smtp-source") or not shutil.which("smtp-sink"):
         print("needs Postfix's smtp-source and smtp-sink: apt-get install postfix", file=sys.stderr)
