@@ -55,6 +55,8 @@ _SIGN_OFF = re.compile(
 _QUOTED_HEADER = re.compile(r"[ \t>]*(?:from|to|cc|bcc|sent|reply-to|date)[ \t]*:", re.I)
 _QUOTE_START = re.compile(r"-{2,}\s*(?:original|forwarded) message|(?:from|sent|to|cc|subject):|on .{4,80} wrote:$"
                           r"|>", re.I)
+# every character _QUOTE_START can start with (re.I folds the long s to s): other lines skip the regex
+_QUOTE_FIRST = frozenset("-><CFOSTcfost\u017f")
 _NEWLINE = re.compile("\n")
 _STREET = re.compile(                # a digit first, then the look-behind: the engine skips ahead to digits
     r"[0-9](?<![0-9A-Za-z][0-9])[0-9]{0,3}[A-Za-z]?,?[ \t]+(?:[A-Z][A-Za-z'\-]+[ \t]+){1,3}"
@@ -97,7 +99,7 @@ def signature_zones(text: str, anchors: list[int] | None = None,
             if not line:
                 if content >= 2:
                     break
-            elif _QUOTE_START.match(line):
+            elif line[0] in _QUOTE_FIRST and _QUOTE_START.match(line):
                 break
             else:
                 content += 1

@@ -105,3 +105,17 @@ def test_phone_shortcut_agrees_with_phonenumbers_parse():
         assert phone_value.__wrapped__(raw) == _parsed_value(raw), raw
         valid += bool(_parsed_value(raw))
     assert valid > 500                      # the sample reaches valid numbers, not only rejections
+
+
+def test_quote_start_first_characters_cover_the_pattern():
+    """signature_zones skips the quoted-message regex for lines whose first character it cannot start with."""
+    import re
+    import sys
+
+    from relay.scanners.personal_data.contacts import _QUOTE_FIRST, _QUOTE_START
+
+    starts = re.compile(r"[-fstco>]", re.I)          # the first characters of _QUOTE_START's alternatives
+    assert {chr(i) for i in range(sys.maxunicode + 1) if starts.match(chr(i))} <= _QUOTE_FIRST
+    for line in ("-----Original Message-----", "From: a", "sent: b", "To: c", "Cc: d", "Subject: e",
+                 "On Monday, Jo wrote:", "> quoted", "\u017fent: long s"):
+        assert _QUOTE_START.match(line) and starts.match(line[0]), line
