@@ -515,6 +515,22 @@ _PARSER = email.parser.BytesParser(policy=email.policy.compat32)
 _TEXT_PARSER = email.parser.Parser(policy=email.policy.compat32)
 
 
+def parse_head(raw: bytes, limits: ParseLimits = ParseLimits()) -> ParsedMessage:
+    """Only the top-level header block of ``raw``; the body is not read (no parts, no payload).
+
+    For a policy that tests nothing in the content (envelope, size and headers only): the work
+    is sized to it. Never raises on bad input."""
+    walker = _Walker(limits)
+    try:
+        msg, _, _, _ = _split_entity(raw, 0, len(raw))
+        headers = walker._check_headers(msg, "part 1", True)
+        root = Part("1", msg.get_content_type(), headers=headers)
+    except Exception as exc:  # noqa: BLE001 - the stdlib parser may raise on hostile input
+        walker.problem("malformed", "unparseable", f"message ({type(exc).__name__})")
+        root = Part("1", "application/octet-stream")
+    return ParsedMessage(raw, root, walker.problems)
+
+
 def parse(raw: bytes, limits: ParseLimits = ParseLimits()) -> ParsedMessage:
     """Parse ``raw`` into a :class:`ParsedMessage`. Never raises on bad input."""
     walker = _Walker(limits)

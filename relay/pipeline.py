@@ -66,6 +66,9 @@ class Pipeline:
         self.scanners = tuple(s for s in self.available if needed is None or not kinds_of(s).isdisjoint(needed))
         self._extracts = any(reads_text(s) for s in self.scanners) or needed is None or "extraction_failed" in needed
         self._sync = [callable(getattr(s, "scan_sync", None)) for s in self.scanners]
+        # A policy that tests no finding (envelope, size, headers only) and so runs no scanner
+        # needs no body: parse problems (malformed, limit_exceeded) are findings it does not test.
+        self._head_only = needed is not None and not needed and not self.scanners
         self._parse_limits = message_mod.ParseLimits.from_settings(settings)
         self._extract_limits = extract_mod.ExtractLimits.from_settings(settings)
 
@@ -76,7 +79,9 @@ class Pipeline:
     async def decide(self, envelope: Envelope, raw: bytes) -> Decision:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        if len(raw) <= INLINE_BYTES:   # microseconds: cheaper than a thread hop
+        if self._head_only:            # nothing reads the body: its header block is all we need
+            message = message_mod.parse_head(raw, self._parse_limits)
+        elif len(raw) <= INLINE_BYTES:   # microseconds: cheaper than a thread hop
             message = message_mod.parse(raw, self._parse_limits)
         else:                          # a large message (archives to list, parts to decode) off the loop
             message = await asyncio.to_thread(message_mod.parse, raw, self._parse_limits)

@@ -223,3 +223,39 @@ def test_every_shipped_sync_scan_equals_its_async_scan(make_settings, make_messa
         assert list(now) == list(run(scanner.scan(ctx))), scanner.name
         found += len(now)
     assert found or body.startswith("Hello")
+
+
+SIZE_ONLY = """
+name: size only
+organisation:
+  internal_domains: [example.ac.uk]
+rules:
+  - id: huge
+    clause: "1"
+    reason: "too big"
+    when: {message_size: "1MiB"}
+    action: reject
+"""
+
+
+@pytest.mark.parametrize("text, head_only", [(SIZE_ONLY, True), (POLICY, False),
+                                             (POLICY.replace("kind: personal_data, confidence: high",
+                                                             "kind: malformed"), False)])
+def test_a_policy_that_tests_no_content_parses_only_the_header_block(make_settings, make_message, text, head_only):
+    settings = make_settings()
+    pipeline = Pipeline(settings, policy(text), build_scanners(settings, policy(text).kinds))
+    raw = make_message(body="hello", attachments=[("a.txt", b"attached", "text/plain")])
+    decision = run(pipeline.decide(ENV, raw))
+    assert decision.message.header("Subject") == "Hello" and decision.message.size == len(raw)
+    assert (decision.message.root.children == ()) == head_only
+    assert decision.verdict.action is Action.ACCEPT
+
+
+def test_header_block_alone_keeps_header_problems_and_never_raises():
+    from relay.message import parse_head
+
+    head = parse_head(b"From: a@example.ac.uk\r\nSubject: one\r\nSubject: two\r\nContent-Type: multipart/mixed;"
+                      b" boundary=x\r\n\r\n--x\r\n\xff\xfe garbage")
+    assert head.root.content_type == "multipart/mixed" and head.header("Subject") == "one"
+    assert [(f.kind, f.type) for f in head.problems] == [("malformed", "duplicate_header")]
+    assert parse_head(b"").root.headers == () and parse_head(b"\xff" * 100).root.children == ()
