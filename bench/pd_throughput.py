@@ -13,7 +13,13 @@ Three inputs, each scanned with ``relay.scanners.personal_data.detect``:
 * ``table``: a 2 MB CSV of staff records (name, e-mail, phone, NINO, DOB).
 
 ``--presidio`` also runs Presidio's predefined pattern recognizers (no NLP
-model) on a slice of ``typical`` for the ratio. Single process, wall clock
+model) on a slice of ``typical`` for the ratio.
+
+``--hostile`` times dense and adversarial texts (a unit repeated: date-of-birth
+words with dates, NINOs, card-shaped numbers, sort codes, phones, e-mail
+addresses, postcodes), each on one long line and one unit a line, at two sizes
+(``--hostile-mb`` / 4 and ``--hostile-mb``, default 0.6 MB): the same MB/s at
+both sizes means linear time. Single process, wall clock
 of the scanning only (text is built first), measured as CPU time of this
 process (the machine is shared, wall clock would measure the neighbours);
 the best of three runs.
@@ -87,6 +93,30 @@ def table(rows: int = 20_000, seed: int = 3) -> list[str]:
     return ["\n".join(lines)]
 
 
+HOSTILE = {
+    "dob words": "born dob birthday date of birth ",
+    "dob words + dates": "DOB 01/02/1980 born 3 March 1985 birthday ",
+    "dob month-first": "dob March 14, 1985 ",
+    "nino": "AB 12 34 56 C ",
+    "card-shaped": "4539 1488 0343 6467 ",
+    "sort codes": "12-34-56 ",
+    "phones": "0161 496 0000 ",
+    "e-mail": "a.b@example.org ",
+    "postcodes": "12 High Street LS1 4AB ",
+}
+
+
+def hostile(mb: float) -> None:
+    print(f"\nhostile texts, MB/s (CPU) at {mb / 4:.2f} MB and {mb:.2f} MB (same figure = linear):")
+    for name, unit in HOSTILE.items():
+        row = []
+        for sep in ("", "\n"):
+            for size in (mb / 4, mb):
+                text = (unit + sep) * int(size * 1e6 / (len(unit) + len(sep)))
+                row.append(measure([text], runs=1))
+        print(f"  {name:18} one line {row[0]:6.2f} / {row[1]:6.2f}   a line each {row[2]:6.2f} / {row[3]:6.2f}")
+
+
 def measure(texts: list[str], runs: int = 3) -> float:
     size = sum(len(t.encode()) for t in texts)
     best = float("inf")
@@ -114,6 +144,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, default=8.0, help="size of the typical-mail sample")
     ap.add_argument("--presidio", action="store_true")
+    ap.add_argument("--hostile", action="store_true", help="dense and adversarial texts at two sizes")
+    ap.add_argument("--hostile-mb", type=float, default=0.6)
     args = ap.parse_args()
     detect([TextChunk("body", "warm up 0161 496 0000 AB123456C", "body")])
     samples = {"typical": typical(args.mb), "corpus": corpus(), "table": table()}
@@ -126,6 +158,8 @@ def main() -> int:
         theirs = measure_presidio(sub)
         print(f"Presidio pattern recognizers on typical[:40]: {theirs:.2f} MB/s; ours {ours:.1f} MB/s "
               f"(x{ours / theirs:.0f})")
+    if args.hostile:
+        hostile(args.hostile_mb)
     return 0
 
 
