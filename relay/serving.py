@@ -170,6 +170,9 @@ async def serve(settings: Settings, shutdown_trigger: Trigger | None = None, *,
             await metrics_close()
         if collaborators.close is not None:
             await collaborators.close()
+        for session in list(state.sessions):   # still closing (a TLS goodbye unanswered): cut it
+            if session.transport is not None:
+                session.transport.abort()
         log.info("stopped", pid=os.getpid())
 
 

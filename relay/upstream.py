@@ -79,11 +79,16 @@ class Upstream:
             self._idle.append((time.monotonic(), smtp))
 
     def close(self) -> None:
-        """QUIT and close the idle sessions kept (at shutdown); later ones are closed, not kept."""
+        """QUIT and close the idle sessions kept (at shutdown); later ones are closed, not kept.
+        A TLS session is cut, not shut down politely: its close_notify exchange would outlive
+        the event loop and leave the socket open."""
         self._closed = True
         idle, self._idle = self._idle, []
         for _, smtp in idle:
+            transport = smtp.transport
             _quit_and_close(smtp)
+            if transport is not None and transport.get_extra_info("sslcontext") is not None:
+                transport.abort()
 
     def _client(self) -> aiosmtplib.SMTP:
         s = self.settings

@@ -931,3 +931,32 @@ def test_a_failed_forward_after_a_hold_keeps_no_held_copy_so_retries_do_not_pile
     assert len(deleted) == 3
     decisions = [e for e in logs if e["event"] == "decision"]
     assert len(decisions) == 3 and all(e["quarantine_id"] is None for e in decisions)
+
+
+def test_shutdown_leaves_no_socket_open_with_tls_on_both_sides(make_settings, make_sink, tmp_path):
+    """A kept TLS session to the next hop and a TLS client are cut at shutdown, not left in a
+    close_notify exchange the ended event loop never finishes (their sockets would reach the
+    garbage collector, which warns in some later test)."""
+    import gc
+    import warnings
+
+    cert, key = self_signed(tmp_path, "relay.test")
+    sink = make_sink(tls_context=server_context(*self_signed(tmp_path, "sink.test")))
+
+    async def go():
+        async with relay(make_settings, sink.port, upstream_tls="opportunistic", upstream_tls_verify=False,
+                         tls_cert=str(cert), tls_key=str(key)) as port:
+            smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=15, start_tls=True,
+                                   validate_certs=False)
+            await smtp.connect()
+            answer = await smtp.sendmail("alice@example.org", ["bob@example.org"], MSG)
+            await smtp.quit()
+            return answer
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        answer = run(go())
+        gc.collect()
+    assert answer[0] == {}, answer             # no recipient refused
+    assert sink.handler.tls_transactions == 1
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []

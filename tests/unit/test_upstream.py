@@ -334,3 +334,22 @@ def test_a_session_left_after_shutdown_is_closed_not_kept(make_settings, make_si
             break
         run(asyncio.sleep(0.01))
     assert sink.handler.commands[-1] == "QUIT"
+
+
+def test_the_test_sink_closes_connections_still_open_when_it_stops():
+    """Else their sockets are left to the garbage collector, whose ResourceWarning then fails
+    whichever test happens to be running (seen in CI): the fixture must not leak."""
+    import gc
+    import socket
+
+    from tests.fixtures.smtp import FaultyHandler, SinkServer
+
+    handler = FaultyHandler()
+    sink = SinkServer(handler).start()
+    with socket.create_connection(("127.0.0.1", sink.port), timeout=5) as peer:
+        assert peer.recv(100).startswith(b"220 ")
+        sink.stop()
+        peer.settimeout(5)
+        assert peer.recv(100) == b""                 # the sink's side was closed, not abandoned
+    gc.collect()
+    assert handler.transports and all(t.is_closing() for t in handler.transports)
