@@ -273,7 +273,7 @@ class Settings:
     # -- scanning limits
     scan_timeout: float = setting(60.0, _duration, "Time one scanner gets for one message before it counts as failed.")
     clamd_timeout: float = setting(30.0, _duration, "Time one clamd scan may take.")
-    clamd_concurrency: int = setting(8, _positive_int, "Scans in flight to clamd at once (per worker).")
+    clamd_concurrency: int = setting(8, _positive_int, "Scans in flight to clamd at once (per worker); as many connections are kept open between scans (IDSESSION, closed after 5 s unused).")
     clamd_stream_max: int = setting(26214400, _size, "Largest stream sent to clamd (match clamd's StreamMaxLength).")
     max_mime_depth: int = setting(30, _positive_int, "Deepest MIME / message nesting parsed.")
     max_parts: int = setting(1000, _positive_int, "Most MIME parts parsed in one message.")
