@@ -175,19 +175,11 @@ class RelayHandler:
            if that delete fails too does a retry leave a second copy (same hash)
            for the reviewer; nothing is ever lost.
         """
-        verdict = decision.verdict
-        actions = {r: verdict.recipient_actions.get(r, verdict.action) for r in envelope.rcpt_tos}
-        worst = max(actions.values(), default=verdict.action)
-        deciding = verdict.deciding
-        reason, rule_id, clause = ((deciding.reason, deciding.rule_id, deciding.clause) if deciding
-                                   else ("Message refused by policy", "default", "-"))
-        if worst >= Action.TEMPFAIL:
+        route = decision.verdict.route(envelope.rcpt_tos)
+        if route.worst >= Action.TEMPFAIL:
             await upstream.rset()
-            maker = replies.rejected if worst == Action.REJECT else replies.tempfailed
-            return _Outcome(maker(reason, rule_id, clause))
-        forward = [r for r in envelope.rcpt_tos if actions[r] <= Action.TAG]
-        hold = [r for r in envelope.rcpt_tos if actions[r] == Action.HOLD]
-        recipients = {"forwarded": forward, "held": hold} if hold and forward else None
+            return _Outcome(replies.refusal(decision.verdict, route.worst))
+        forward, hold, recipients = route.forward, route.hold, route.split
         if hold:
             if self.store is None:
                 await upstream.rset()
@@ -199,9 +191,8 @@ class RelayHandler:
                     return _Outcome(_transient(answer), recipients=recipients, error="next hop refused on restart")
             else:
                 await upstream.rset()
-            held_decision = dataclasses.replace(decision, envelope=dataclasses.replace(envelope, rcpt_tos=tuple(hold)))
             try:
-                quarantine_id = await self.store.hold(held_decision, raw)
+                quarantine_id = await self.store.hold(decision.for_recipients(hold), raw)
             except StoreError as exc:
                 await upstream.rset()
                 return _Outcome(replies.QUARANTINE_UNAVAILABLE, recipients=recipients,
@@ -212,10 +203,7 @@ class RelayHandler:
             quarantine_id = None
         out = raw
         if self.tagger is not None:
-            if hold:    # the forwarded copy says what happened to *its* recipients
-                verdict = dataclasses.replace(verdict, action=max(actions[r] for r in forward),
-                                              recipient_actions={r: actions[r] for r in forward})
-            out = self.tagger(out, verdict)
+            out = self.tagger(out, route.for_forwarded(decision.verdict))
         if self.signer is not None:
             out = await self.signer.sign(out, envelope.mail_from)
         try:

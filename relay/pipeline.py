@@ -11,6 +11,7 @@ tag, sign, forward) belongs to the fronts (``server.py``, ``milter``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Sequence
@@ -35,7 +36,7 @@ log = structlog.get_logger("relay.pipeline")
 _NO_TEXT = extract_mod.Extraction()
 # Parsing or extracting a message this small takes well under a millisecond: done inline, as a
 # thread hop would cost more than the work (and wait for the GIL behind the event loop).
-INLINE_BYTES = 64 * 1024
+PARSE_INLINE_BYTES = 64 * 1024
 
 
 class Policy(Protocol):
@@ -54,6 +55,10 @@ class Decision:
     findings: tuple[Finding, ...]
     verdict: Verdict
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+
+    def for_recipients(self, rcpt_tos: Sequence[str]) -> Decision:
+        """This decision as it concerns only ``rcpt_tos`` (a hold of some of the recipients)."""
+        return dataclasses.replace(self, envelope=dataclasses.replace(self.envelope, rcpt_tos=tuple(rcpt_tos)))
 
 
 class Pipeline:
@@ -81,7 +86,7 @@ class Pipeline:
         t0 = time.perf_counter()
         if self._head_only:            # nothing reads the body: its header block is all we need
             message = message_mod.parse_head(raw, self._parse_limits)
-        elif len(raw) <= INLINE_BYTES:   # microseconds: cheaper than a thread hop
+        elif len(raw) <= PARSE_INLINE_BYTES:   # microseconds: cheaper than a thread hop
             message = message_mod.parse(raw, self._parse_limits)
         else:                          # a large message (archives to list, parts to decode) off the loop
             message = await asyncio.to_thread(message_mod.parse, raw, self._parse_limits)
@@ -103,7 +108,7 @@ class Pipeline:
     async def _extract(self, message: ParsedMessage) -> extract_mod.Extraction:
         limits = self._extract_limits
         try:
-            if message.size <= INLINE_BYTES and next(message.attachments(), None) is None:
+            if message.size <= PARSE_INLINE_BYTES and next(message.attachments(), None) is None:
                 return extract_mod.extract(message, limits)     # small text mail: no document to read
             return await asyncio.wait_for(asyncio.to_thread(extract_mod.extract, message, limits), limits.timeout)
         except TimeoutError:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from relay.verdict import Action, Verdict
+
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)")
 _LINE = re.compile(r"^(\d{3})([ -])(.*)$", re.S)
 
@@ -131,6 +133,15 @@ def rejected(reason: str, rule_id: str, clause: str) -> Reply:
 def tempfailed(reason: str, rule_id: str, clause: str) -> Reply:
     """``451 4.7.1 <reason> [rule <id>, clause <n>]``: the policy asks the sender to try later."""
     return reply(451, f"{_safe(reason)} [rule {_safe(rule_id)}, clause {_safe(clause)}]", "4.7.1")
+
+
+def refusal(verdict: Verdict, worst: Action) -> Reply:
+    """The reply refusing a whole message that ``verdict`` rejects (``worst`` REJECT) or
+    tempfails for some recipient, citing the deciding rule."""
+    deciding = verdict.deciding
+    reason, rule_id, clause = ((deciding.reason, deciding.rule_id, deciding.clause) if deciding
+                               else ("Message refused by policy", "default", "-"))
+    return (rejected if worst == Action.REJECT else tempfailed)(reason, rule_id, clause)
 
 
 def held(quarantine_id: str) -> Reply:

@@ -9,8 +9,8 @@ and ``action`` is the most severe of them.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 
 class Action(enum.IntEnum):
@@ -77,3 +77,31 @@ class Verdict:
 
     def recipients_with(self, *actions: Action) -> tuple[str, ...]:
         return tuple(r for r, a in self.recipient_actions.items() if a in actions)
+
+    def route(self, rcpt_tos: Sequence[str]) -> Routing:
+        """What this verdict does with each of ``rcpt_tos`` (both fronts act on this)."""
+        actions = {r: self.recipient_actions.get(r, self.action) for r in rcpt_tos}
+        return Routing(max(actions.values(), default=self.action),
+                       tuple(r for r in rcpt_tos if actions[r] <= Action.TAG),
+                       tuple(r for r in rcpt_tos if actions[r] == Action.HOLD), actions)
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """One message's recipients by what the verdict does with them."""
+    worst: Action                       # REJECT or TEMPFAIL here refuses the whole message
+    forward: tuple[str, ...]            # accepted or tagged: sent on
+    hold: tuple[str, ...]               # held for review
+    actions: Mapping[str, Action]
+
+    @property
+    def split(self) -> dict[str, list[str]] | None:
+        """For the decision log, when some recipients are held and others forwarded."""
+        return {"forwarded": list(self.forward), "held": list(self.hold)} if self.hold and self.forward else None
+
+    def for_forwarded(self, verdict: Verdict) -> Verdict:
+        """``verdict`` as the forwarded copy should tell it: what happened to *its* recipients."""
+        if not self.hold:
+            return verdict
+        return replace(verdict, action=max(self.actions[r] for r in self.forward),
+                       recipient_actions={r: self.actions[r] for r in self.forward})

@@ -85,35 +85,24 @@ async def act(decision, envelope: Envelope, raw: bytes, recipients: Sequence[tup
     ``recipients`` pairs each envelope recipient (as the pipeline saw it) with
     the bytes the MTA sent in RCPT, which ``SMFIR_DELRCPT`` must repeat.
     """
-    verdict = decision.verdict
-    actions = {r: verdict.recipient_actions.get(r, verdict.action) for r in envelope.rcpt_tos}
-    worst = max(actions.values(), default=verdict.action)
-    deciding = verdict.deciding
-    reason, rule_id, clause = ((deciding.reason, deciding.rule_id, deciding.clause) if deciding
-                               else ("Message refused by policy", "default", "-"))
-    if worst >= Action.TEMPFAIL:
-        maker = replies.rejected if worst == Action.REJECT else replies.tempfailed
-        return refuse(maker(reason, rule_id, clause))
-    forward = [r for r in envelope.rcpt_tos if actions[r] <= Action.TAG]
-    hold = [r for r in envelope.rcpt_tos if actions[r] == Action.HOLD]
-    split = {"forwarded": forward, "held": hold} if hold and forward else None
+    route = decision.verdict.route(envelope.rcpt_tos)
+    if route.worst >= Action.TEMPFAIL:
+        return refuse(replies.refusal(decision.verdict, route.worst))
+    forward, hold, split = route.forward, route.hold, route.split
     packets: list[bytes] = []
     quarantine_id = None
     if hold:
         if store is None:
             return refuse(replies.QUARANTINE_NOT_CONFIGURED, recipients=split, error="no quarantine")
-        held = dataclasses.replace(decision, envelope=dataclasses.replace(envelope, rcpt_tos=tuple(hold)))
         try:
-            quarantine_id = await store.hold(held, raw)
+            quarantine_id = await store.hold(decision.for_recipients(hold), raw)
         except StoreError as exc:
             return refuse(replies.QUARANTINE_UNAVAILABLE, recipients=split, error=f"store: {type(exc).__name__}")
         if not forward:
             return Outcome((p.encode_discard(),), replies.held(quarantine_id), quarantine_id, split)
         held_set = set(hold)
         packets += [p.encode_delrcpt(wire) for rcpt, wire in recipients if rcpt in held_set]
-        # the forwarded copy says what happened to *its* recipients
-        verdict = dataclasses.replace(verdict, action=max(actions[r] for r in forward),
-                                      recipient_actions={r: actions[r] for r in forward})
+    verdict = route.for_forwarded(decision.verdict)   # what happened to the copy's own recipients
     packets += header_packets(raw, verdict, settings, leading_space)
     if signer is not None:
         out = tagging.tag(raw, verdict, settings)

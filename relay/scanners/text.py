@@ -17,6 +17,7 @@ Three jobs, all linear in the length of the text:
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import itertools
 import re
@@ -267,8 +268,9 @@ def literal_database(literals: Sequence[str]) -> hyperscan.Database:
 
 
 def literal_ends(db: hyperscan.Database, local: threading.local, text: str) -> list[tuple[int, int]]:
-    """``(end, pattern id)`` of every match of ``db``'s literal patterns in ``text``, in text
-    order, ``end`` as a str offset. ``local`` keeps one Hyperscan scratch per thread."""
+    """``(end, pattern id)`` of every match of ``db``'s patterns in ``text``, in text order,
+    ``end`` as a str offset. The patterns must match whole UTF-8 characters (literals; ASCII
+    words, caseless or not). ``local`` keeps one Hyperscan scratch per thread."""
     scratch = getattr(local, "scratch", None)
     if scratch is None:
         scratch = local.scratch = hyperscan.Scratch(db)
@@ -421,7 +423,7 @@ async def off_loop(fn: Callable[[ScanContext], list[Finding]], ctx: ScanContext)
     return await asyncio.to_thread(fn, ctx)
 
 
-class OutboundTextScanner:
+class OutboundTextScanner(abc.ABC):
     """A text scanner for what goes out: with ``external_only``, only mail to someone outside
     the organisation is read; bulk mail (newsletters, lists) only with ``include_bulk``.
     Subclasses set ``name`` and define ``_find(ctx)``."""
@@ -430,8 +432,9 @@ class OutboundTextScanner:
     external_only = False
     include_bulk = False
 
+    @abc.abstractmethod
     def _find(self, ctx: ScanContext) -> list[Finding]:
-        raise NotImplementedError
+        """The findings in the message's text (called only for mail this scanner reads)."""
 
     def _skipped(self, ctx: ScanContext) -> bool:
         return (self.external_only and not has_external_recipient(ctx)) or (not self.include_bulk and is_bulk(ctx))

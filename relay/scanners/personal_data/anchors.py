@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 import threading
 
+from relay.scanners.text import literal_ends
+
 from . import contacts, credentials, dob, special_category
 
 try:  # optional accelerator
@@ -52,26 +54,9 @@ class _Hyperscan:
         self.local = threading.local()
 
     def find(self, text: str) -> list[tuple[int, int, str, str, str]]:
-        scratch = getattr(self.local, "scratch", None)
-        if scratch is None:
-            scratch = self.local.scratch = hyperscan.Scratch(self.db)
-        data = text.encode("utf-8", "surrogatepass")
-        found: list[tuple[int, int]] = []
-
-        def on_match(idx: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
-            found.append((to, idx))
-
-        self.db.scan(data, match_event_handler=on_match, scratch=scratch)
-        ascii_text = len(data) == len(text)
         hits = []
-        chars = done = 0                    # byte -> str offsets, decoded once, in order
-        for to, idx in sorted(found):
+        for end, idx in literal_ends(self.db, self.local, text):
             word, family, category = ENTRIES[idx]
-            if ascii_text:
-                end = to
-            else:                           # anchors are ASCII, so ``to`` is on a character boundary
-                chars += len(data[done:to].decode("utf-8", "surrogatepass"))
-                done, end = to, chars
             hits.append((end - len(word), end, family, category, word))
         return hits
 
