@@ -49,6 +49,33 @@ def macho() -> bytes:
     return struct.pack("<IiiIIII", 0xFEEDFACF, 0x01000007, 3, 2, 0, 0, 0) + b"\0" * 64
 
 
+def macho_fat() -> bytes:
+    """A Mach-O universal ("fat") binary: two architectures (i386, x86_64), each a thin Mach-O header."""
+    thin32 = struct.pack("<IiiIIII", 0xFEEDFACE, 7, 3, 2, 0, 0, 0)
+    thin64 = macho()
+    head = struct.pack(">II", 0xCAFEBABE, 2)
+    head += struct.pack(">iiIII", 7, 3, 4096, len(thin32), 12) + struct.pack(">iiIII", 0x01000007, 3, 8192, len(thin64), 12)
+    return head.ljust(4096, b"\0") + thin32.ljust(4096, b"\0") + thin64
+
+
+def java_class() -> bytes:
+    """A Java class file's header: the same CAFEBABE magic, then minor 0 and major 52 (Java 8)."""
+    return struct.pack(">IHHH", 0xCAFEBABE, 0, 52, 16) + b"\0" * 200
+
+
+def dos_mz() -> bytes:
+    """A DOS-only MZ executable (no PE header): a 32-byte header, then code that prints and exits."""
+    code = bytes.fromhex("b409ba0d00cd21b8004ccd21") + b"hello$"
+    size = 32 + len(code)
+    header = struct.pack("<2s13H", b"MZ", size % 512, (size + 511) // 512, 0, 2, 0, 0xFFFF, 0, 0xB8, 0, 0, 0, 0x1C, 0)
+    return header.ljust(32, b"\0") + code + b"\0" * 32
+
+
+def qcow2() -> bytes:
+    """A QEMU qcow2 disk image header (1 GiB virtual size), written from the published layout."""
+    return struct.pack(">4sIQIIQ", b"QFI\xfb", 3, 0, 0, 16, 1 << 30).ljust(512, b"\0")
+
+
 def lnk() -> bytes:
     return struct.pack("<I", 0x4C) + bytes.fromhex("0114020000000000c000000000000046") + b"\0" * 56
 

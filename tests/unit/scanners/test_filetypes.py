@@ -24,6 +24,9 @@ def found(name: str, data: bytes, declared: str = "application/octet-stream") ->
     ("clam.exe", lambda: samples.testfile("clam.exe"), ("executable", "pe")),
     ("tool", samples.elf, ("executable", "elf")),
     ("tool", samples.macho, ("executable", "macho")),
+    ("Setup", samples.macho_fat, ("executable", "macho")),
+    ("x.bin", samples.dos_mz, ("executable", "pe")),
+    ("backup", samples.qcow2, ("disk_image", "img")),
     ("setup.msi", samples.msi, ("executable", "msi")),
     ("x.lnk", samples.lnk, ("script", "lnk")),
     ("cd.iso", samples.iso, ("disk_image", "iso")),
@@ -43,6 +46,29 @@ def found(name: str, data: bytes, declared: str = "application/octet-stream") ->
 ])
 def test_dangerous_types(name, make, expected):
     assert expected in found(name, make())
+
+
+def test_a_java_class_shares_the_universal_magic_and_is_not_an_executable():
+    assert found("Main.class", samples.java_class()) == set()
+    assert filetypes.executable(samples.java_class()) == ""
+
+
+def test_text_that_starts_mz_is_not_a_dos_executable():
+    assert found("notes", b"MZ Smith wrote: " + b"x" * 200) == set()
+
+
+def test_libmagic_types_every_attachment_and_archive_member_where_it_could_change_a_finding(monkeypatch):
+    seen = []
+    real = filetypes.mime_of
+    monkeypatch.setattr(filetypes, "mime_of", lambda data: seen.append(data) or real(data))
+    bundle = samples.zip_of({"a.csv": b"a,b\n1,2\n", "disk": samples.qcow2(), "memo.pdf": b"not a pdf"})
+    raw = samples.message([("notes.txt", b"see you at ten", "text/plain"), ("docs.zip", bundle, "application/zip"),
+                           ("clam.exe", samples.testfile("clam.exe"), "application/octet-stream")])
+    findings = {(f.kind, f.type, f.where) for f in FileTypeScanner().scan_sync(_ctx(parse(raw)))}
+    assert ("disk_image", "img", 'part 1.3 "docs.zip" > "disk"') in findings     # only libmagic knows qcow2
+    assert ("type_mismatch", "text", 'part 1.3 "docs.zip" > "memo.pdf"') in findings
+    # not the body, not the PE (the exact check settled it), not text under a generic name
+    assert sorted(seen) == sorted([bundle, samples.qcow2(), b"not a pdf"])
 
 
 def test_dangerous_content_under_a_harmless_name_is_also_a_mismatch():
