@@ -65,7 +65,7 @@ if [[ -z ${RELAY_CLAMD:-} ]]; then
     pidfile=var/clamd/clamd.pid
     already=""
     [[ -r $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null && already=yes
-    echo "run-local: starting a private clamd in var/clamd (first start may take a while)..." >&2
+    echo "run-local: starting a private clamd in var/clamd (may take a while: freshclam is tried until the official signatures are in)..." >&2
     RELAY_CLAMD=$(scripts/start-clamd.sh var/clamd </dev/null)
     export RELAY_CLAMD
     [[ -z $already ]] && clamd_pidfile=$pidfile

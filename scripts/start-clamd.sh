@@ -4,10 +4,11 @@
 #   scripts/start-clamd.sh DIR [--tcp]
 #
 # Listens on a unix socket DIR/clamd.sock, or with --tcp on 127.0.0.1 and a free
-# port. Signatures: whatever DIR/db already holds (tests write their own);
-# else the official ones if `freshclam` can fetch them; else a small TEST set
-# (EICAR by body + clam.exe by MD5, named ClamAV-Test-File) and a LOUD warning
-# on stderr. Waits until clamd answers PING, then prints its address
+# port. Signatures: the official ones in DIR/db. Without them (no *.cvd/*.cld)
+# every start tries `freshclam` again, and if that fails too uses what DIR/db
+# holds (tests write their own) or else a small TEST set it writes (EICAR by
+# body + clam.exe by MD5, named ClamAV-Test-File), with a LOUD warning on
+# stderr: on every such start, also when the clamd of DIR is running already. Waits until clamd answers PING, then prints its address
 # (unix:///abs/DIR/clamd.sock or tcp://127.0.0.1:PORT) on stdout, and nothing
 # else. ClamAV's own scan limits (MaxFileSize, MaxScanSize, MaxRecursion...) are
 # reported (AlertExceedsMax), not passed as clean. Idempotent: if the clamd of DIR is running already, just prints its
@@ -39,17 +40,16 @@ alive() {  # alive PID: the process exists and is not a zombie
 }
 
 ping_ok() { clamdscan --config-file="$conf" --ping 1 >/dev/null 2>&1; }
+official() { compgen -G "$dir/db/*.c[lv]d" >/dev/null; }
 
+running=no
 if [[ -s $pidfile && -s $dir/address ]] && alive "$(cat "$pidfile")" && ping_ok; then
-    cat "$dir/address"
-    exit 0
+    running=yes
 fi
 
-# -- signatures
-if ! compgen -G "$dir/db/*.[chn]db" >/dev/null && ! compgen -G "$dir/db/*.c[lv]d" >/dev/null; then
-    fetched=no
-    if [[ ${CLAMD_NO_FRESHCLAM:-0} != 1 ]] && command -v freshclam >/dev/null; then
-        cat >"$dir/freshclam.conf" <<EOF
+# -- signatures: without the official ones, try freshclam again on every start
+if ! official && [[ ${CLAMD_NO_FRESHCLAM:-0} != 1 ]] && command -v freshclam >/dev/null; then
+    cat >"$dir/freshclam.conf" <<EOF
 DatabaseDirectory $dir/db
 DatabaseOwner $(id -un)
 DatabaseMirror database.clamav.net
@@ -58,12 +58,13 @@ ReceiveTimeout 60
 Checks 1
 UpdateLogFile $dir/freshclam.log
 EOF
-        if timeout 600 freshclam --config-file="$dir/freshclam.conf" --no-warnings >/dev/null 2>&1 \
-            && compgen -G "$dir/db/*.c[lv]d" >/dev/null; then
-            fetched=yes
-        fi
+    timeout 600 freshclam --config-file="$dir/freshclam.conf" --no-warnings >/dev/null 2>&1 || true
+    if official && [[ $running == yes ]]; then
+        clamdscan --config-file="$conf" --reload >/dev/null 2>&1 || true   # the running clamd loads them
     fi
-    if [[ $fetched == no ]]; then
+fi
+if ! official; then
+    if ! compgen -G "$dir/db/*.[chn]db" >/dev/null; then
         # EICAR by body: the standard test string, hex encoded, anywhere in a file.
         printf 'Eicar-Test-Signature:0:*:%s\n' \
             "$(printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' | od -An -tx1 | tr -d ' \n')" \
@@ -75,15 +76,25 @@ EOF
         else
             echo 'aa15bcf478d165efd2065190eb473bcb:544:ClamAV-Test-File' >"$dir/db/test.hdb"
         fi
-        {
-            echo "############################################################################"
-            echo "## WARNING: freshclam could not fetch the official ClamAV signatures.     ##"
-            echo "## This clamd has ONLY TEST SIGNATURES (EICAR, ClamAV-Test-File).         ##"
-            echo "## It detects NO real malware. Do not use it for real mail.               ##"
-            echo "## Signature directory: $dir/db"
-            echo "############################################################################"
-        } >&2
     fi
+    if [[ ${CLAMD_NO_FRESHCLAM:-0} == 1 ]]; then
+        why="freshclam was not tried (CLAMD_NO_FRESHCLAM=1)."
+    else
+        why="freshclam could not fetch the official ClamAV signatures."
+    fi
+    {
+        echo "############################################################################"
+        echo "## WARNING: $why"
+        echo "## This clamd has ONLY TEST SIGNATURES (no official *.cvd/*.cld in its     ##"
+        echo "## database). It detects NO real malware. Do not use it for real mail.    ##"
+        echo "## Signature directory: $dir/db"
+        echo "############################################################################"
+    } >&2
+fi
+
+if [[ $running == yes ]]; then
+    cat "$dir/address"
+    exit 0
 fi
 
 # -- config

@@ -157,22 +157,38 @@ def test_start_clamd_script_unix_socket_test_signatures_and_idempotence(tmp_path
     from relay import clamd as client
     from tests.fixtures.clamd import stop_pid
 
-    def start():
-        return subprocess.run(["bash", str(ROOT / "scripts" / "start-clamd.sh"), str(tmp_path)], capture_output=True,
-                              text=True, timeout=180, stdin=subprocess.DEVNULL,
-                              env={**os.environ, "CLAMD_NO_FRESHCLAM": "1"})
+    directory = tmp_path / "clamd"
+    bin_dir, calls = tmp_path / "bin", tmp_path / "freshclam-calls"
+    bin_dir.mkdir()
+    fake = bin_dir / "freshclam"   # freshclam that cannot reach the mirrors (offline): records the try, fails
+    fake.write_text(f'#!/bin/sh\necho try >>"{calls}"\nexit 1\n')
+    fake.chmod(0o755)
+
+    def start(offline_freshclam: bool = False):
+        env = {**os.environ, "CLAMD_NO_FRESHCLAM": "1"}
+        if offline_freshclam:
+            env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+            env.pop("CLAMD_NO_FRESHCLAM", None)
+        return subprocess.run(["bash", str(ROOT / "scripts" / "start-clamd.sh"), str(directory)],
+                              capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL, env=env)
+
+    def tries() -> int:
+        return len(calls.read_text().splitlines()) if calls.exists() else 0
 
     first = start()
-    pid = int((tmp_path / "clamd.pid").read_text())
+    pid = int((directory / "clamd.pid").read_text())
     try:
         assert first.returncode == 0, first.stderr
         url = first.stdout.strip()
-        assert url == f"unix://{tmp_path}/clamd.sock"
-        assert "ONLY TEST SIGNATURES" in first.stderr
-        assert "StreamMaxLength 25M" in (tmp_path / "clamd.conf").read_text()
-        again = start()
+        assert url == f"unix://{directory}/clamd.sock"
+        assert "ONLY TEST SIGNATURES" in first.stderr and "CLAMD_NO_FRESHCLAM" in first.stderr
+        assert tries() == 0
+        assert "StreamMaxLength 25M" in (directory / "clamd.conf").read_text()
+        again = start(offline_freshclam=True)     # running already: same clamd, freshclam tried again, warned again
         assert (again.returncode, again.stdout.strip()) == (0, url)
-        assert int((tmp_path / "clamd.pid").read_text()) == pid
+        assert int((directory / "clamd.pid").read_text()) == pid
+        assert tries() == 1
+        assert "ONLY TEST SIGNATURES" in again.stderr and "could not fetch" in again.stderr
         assert asyncio.run(client.ping(url))
         assert asyncio.run(client.scan_bytes(samples.EICAR, url)).signature.startswith("Eicar-Test-Signature")
         exe = asyncio.run(client.scan_bytes(samples.testfile("clam.7z"), url))
@@ -182,6 +198,18 @@ def test_start_clamd_script_unix_socket_test_signatures_and_idempotence(tmp_path
     # the same clamd, stopped: never clean
     findings = scan(url, samples.message([("eicar.com", samples.EICAR, "application/octet-stream")]), timeout=2)
     assert [(f.kind, f.type) for f in findings] == [("scanner_unavailable", "clamav")]
+
+    # a later start over the test signatures it wrote: freshclam tried again, the warning again
+    later = start(offline_freshclam=True)
+    pid = int((directory / "clamd.pid").read_text())
+    try:
+        assert later.returncode == 0, later.stderr
+        assert later.stdout.strip() == url
+        assert tries() == 2
+        assert "ONLY TEST SIGNATURES" in later.stderr and "could not fetch" in later.stderr
+        assert asyncio.run(client.scan_bytes(samples.EICAR, url)).signature.startswith("Eicar-Test-Signature")
+    finally:
+        stop_pid(pid)
 
 
 @pytest.mark.parametrize("raw", [
