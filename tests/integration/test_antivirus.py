@@ -128,6 +128,7 @@ def decide(settings, raw: bytes):
     (("notes.txt", b"see you at ten", "text/plain"), "accept"),
     (("secret.docx", samples.encrypted_office("s3cret"), "application/octet-stream"), "tag"),
     (("secret.pdf", samples.pdf("user", "owner"), "application/pdf"), "tag"),
+    (("secret.zip", samples.zipcrypto(), "application/zip"), "tag"),
     (("bomb.zip", samples.zip_of({"z.bin": b"\0" * (20 * 1024 * 1024)}), "application/zip"), "hold"),
     (("disk.iso", samples.iso(), "application/octet-stream"), "reject"),
     (("invite.docx", samples.dde_docx(), "application/octet-stream"), "hold"),
@@ -259,22 +260,30 @@ def _send(port: int, raw: bytes) -> tuple[int, str]:
         return 250, ""
 
 
-def test_relay_serve_rejects_malware_forwards_clean_and_tempfails_without_clamd(start_relay, make_sink, clamd,
-                                                                                 clamd_hung):
+def test_relay_serve_rejects_malware_naming_signature_and_file_and_forwards_clean(start_relay, make_sink, clamd):
     policy = (ROOT / "policies" / "icmp-email-use.yaml").read_text(encoding="utf-8")
     sink = make_sink()
     relay = start_relay({"RELAY_UPSTREAM": f"127.0.0.1:{sink.port}", "RELAY_CLAMD": clamd}, policy=policy)
     code, text = _send(relay.port, samples.message([("docs.zip", samples.zip_of({"eicar.com": samples.EICAR}),
                                                      "application/zip")]))
-    assert code == 550 and "rule malware" in text
+    assert (code, "rule malware" in text) == (550, True), text
+    assert "Eicar-Test-Signature" in text and "eicar.com" in text, text
+    assert sink.messages == []
     assert _send(relay.port, samples.message([("notes.txt", b"see you at ten", "text/plain")]))[0] == 250
     assert len(sink.wait_for_messages(1)) == 1
     rejected = relay.wait_for_event("decision", 2)[0]
     assert {(f["kind"], f["where"]) for f in rejected["findings"]} >= {
         ("malware", 'part 1.2 "docs.zip" > "eicar.com"')}
 
-    down = start_relay({"RELAY_UPSTREAM": f"127.0.0.1:{sink.port}", "RELAY_CLAMD": clamd_hung,
-                        "RELAY_CLAMD_TIMEOUT": "1s"}, policy=policy)
-    code, _ = _send(down.port, samples.message([("notes.txt", b"see you at ten", "text/plain")]))
-    assert code == 451
-    assert len(sink.messages) == 1  # nothing passed unscanned
+
+@pytest.mark.parametrize("fault", ["clamd_down", "clamd_hung", "clamd_garbage"])
+def test_relay_serve_tempfails_and_forwards_nothing_when_clamd_fails(request, start_relay, make_sink, fault):
+    policy = (ROOT / "policies" / "icmp-email-use.yaml").read_text(encoding="utf-8")
+    sink = make_sink()
+    relay = start_relay({"RELAY_UPSTREAM": f"127.0.0.1:{sink.port}", "RELAY_CLAMD": request.getfixturevalue(fault),
+                         "RELAY_CLAMD_TIMEOUT": "1s"}, policy=policy)
+    code, text = _send(relay.port, samples.message([("notes.txt", b"see you at ten", "text/plain")]))
+    assert code == 451, text
+    (event,) = relay.wait_for_event("decision", 1)
+    assert ("scanner_unavailable", "clamav") in {(f["kind"], f.get("type")) for f in event["findings"]}
+    assert sink.messages == []  # nothing passed unscanned

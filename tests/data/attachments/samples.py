@@ -128,6 +128,11 @@ def encrypted_zip(members: dict[str, bytes]) -> bytes:
     return bytes(data)
 
 
+def zipcrypto() -> bytes:
+    """A real ZipCrypto zip (``zip -P s3cret``) of one text member, figures.txt (README.md: the recipe)."""
+    return (HERE / "zipcrypto.zip").read_bytes()
+
+
 def sevenzip_of(members: dict[str, bytes], password: str | None = None, header_encryption: bool = False) -> bytes:
     import py7zr
 
