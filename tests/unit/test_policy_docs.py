@@ -76,3 +76,18 @@ def test_the_example_policy_in_the_reference_is_valid():
     for block in full:
         policy = parse_policy(block, "README example")
         assert policy.rules
+
+
+def test_the_clause_table_states_each_rules_action():
+    """Where the clause table says a rule's action ("`a`, `b` (hold ..."), it is the rule's action in the file."""
+    from relay.policy import load_policy
+
+    table = re.search(r"## The shipped policy, clause by clause\n(.*?)\n## ", README, re.S).group(1)
+    policy = load_policy(Path(__file__).resolve().parents[2] / "policies" / "icmp-email-use.yaml")
+    actions = {r.id: str(r.action) for r in policy.rules}
+    stated = {}
+    for ids, action in re.findall(r"((?:`[a-z0-9.:_-]+`(?:, )?)+) \((\w+)", table):
+        if action in schema.ACTIONS:
+            stated.update(dict.fromkeys(re.findall(r"`([^`]+)`", ids), action))
+    assert {"confidential-external", "confidential-protected-external", "malware"} <= set(stated)
+    assert {rule_id: actions.get(rule_id) for rule_id in stated} == stated

@@ -1,6 +1,8 @@
 """Write the .eml files of the shipped-policy corpus (run from the repository root):
 
-    .venv/bin/python tests/data/policy-cases/make_cases.py
+    .venv/bin/python tests/data/policy-cases/make_cases.py [NAME ...]
+
+With names (``confidential-encrypted``), only those files are written.
 
 The files are committed; this script says how each was made and rebuilds
 them (fixed dates, ids and boundaries; encrypted attachments get fresh salts,
@@ -29,6 +31,7 @@ STUDENT = "Sam Student <sam@students.example.ac.uk>"
 EXT = "Bob Buyer <bob@partner.example.com>"
 INT = "Carol Colleague <carol@example.ac.uk>"
 DATE = "Tue, 03 Mar 2026 10:15:00 +0000"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 def nhs_number(stem: str) -> str:
@@ -79,7 +82,12 @@ def _fix_boundaries(msg: EmailMessage, name: str) -> None:
             part.set_boundary(f"=={name}-{n}==")
 
 
+ONLY: set[str] = set()   # names given on the command line: write only these
+
+
 def write(name: str, raw: bytes) -> None:
+    if ONLY and name not in ONLY:
+        return
     raw = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     (HERE / f"{name}.eml").write_bytes(raw)
 
@@ -88,6 +96,22 @@ def raw_mail(name: str, sender: str, to: str, subject: str, head: str, body: str
     text = (f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {DATE}\r\n"
             f"Message-ID: <{name}@cases.example.ac.uk>\r\nMIME-Version: 1.0\r\n{head}\r\n{body}")
     write(name, text.encode())
+
+
+def locked_docx(filename: str) -> tuple[str, bytes, str]:
+    """A Word document that needs a password to open (the protection clause 5.3 asks for)."""
+    return filename, samples.encrypted_office("Correct-Horse-7"), DOCX
+
+
+SMIME_HEAD = ('Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"\r\n'
+              'Content-Disposition: attachment; filename="smime.p7m"\r\nContent-Transfer-Encoding: base64\r\n')
+
+
+def smime_body(seed: str) -> str:
+    """An S/MIME enveloped-data body: the envelopedData OID, then bytes that stand for the ciphertext."""
+    der = b"".join(hashlib.sha256(b"%s-%d" % (seed.encode(), i)).digest() for i in range(24))
+    return (base64.encodebytes(b"\x30\x82\x02\xf0\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x03" + der)
+            .decode().replace("\n", "\r\n"))
 
 
 def main() -> None:
@@ -117,6 +141,31 @@ def main() -> None:
     mail("confidential-external", STAFF, EXT, "Strictly confidential: draft restructuring plan",
          hi + "Please find the draft plan for the new studio layout below; comments welcome before we share it "
          "more widely.\n\n1. Move the recording suite\n2. Open the second practice room" + bye)
+    mail("confidential-label-external", STAFF, EXT, "Draft restructuring plan",
+         hi + "The draft plan for the new studio layout is below.\n\n1. Move the recording suite" + bye,
+         headers=[("msip_labels", "MSIP_Label_f42aa342-8706-4288-bd11-ebb85995028c_Enabled=true; "
+                   "MSIP_Label_f42aa342-8706-4288-bd11-ebb85995028c_Name=Confidential; "
+                   "MSIP_Label_f42aa342-8706-4288-bd11-ebb85995028c_Method=Standard")])
+    mail("confidential-protected-document", STAFF, EXT, "Strictly confidential: draft restructuring plan",
+         hi + "The draft plan is in the attached document, protected with a password; I will give you the "
+         "password by phone." + bye,
+         attachments=[locked_docx("plan.docx")])
+    raw_mail("confidential-encrypted", "alice@example.ac.uk", "bob@partner.example.com",
+             "CONFIDENTIAL: draft restructuring plan", SMIME_HEAD, smime_body("confidential"))
+    # -- 3.1 hard negatives: disclaimers, prose and quotations are no marking
+    mail("clean-disclaimer-footer", STAFF, EXT, "Visit on Friday",
+         hi + "Thanks for the tour yesterday; we will see you again on Friday at 2pm." + bye
+         + "\nPRIVATE AND CONFIDENTIAL\nThis e-mail and any attachments are confidential and intended solely for "
+         "the addressee. If you have received this e-mail in error, please notify the sender and delete it. "
+         "Any unauthorised use, disclosure or copying is strictly prohibited.\n")
+    mail("clean-reply-confidential-prose", STAFF, EXT, "Re: Your offer letter",
+         hi + "Thank you for letting me know. I'll keep this confidential until the announcement." + bye
+         + "\nOn Mon, 2 Mar 2026 at 09:12, Bob Buyer <bob@partner.example.com> wrote:\n"
+         "> STRICTLY CONFIDENTIAL\n> The announcement is planned for next month.\n\n"
+         "CONFIDENTIALITY NOTICE: This e-mail message, including any attachments, is for the sole use of the "
+         "intended recipient(s) and may contain confidential and privileged information. Any unauthorized review, "
+         "use, disclosure or distribution is prohibited. If you are not the intended recipient, please contact "
+         "the sender by reply e-mail and destroy all copies of the original message.\n")
     # -- 3.1.2, 3.2-3.4 conduct
     mail("abusive-internal", STAFF, INT, "The rota",
          "Carol,\n\nYou are completely useless. Nobody can rely on you for anything." + bye)
@@ -159,13 +208,11 @@ def main() -> None:
          attachments=[("book.xlsm", samples.macro_xlsm(), "application/vnd.ms-excel.sheet.macroEnabled.12")])
     mail("dde-attachment", STAFF, INT, "Invitation",
          "Hi Carol,\n\nThe invitation is attached." + bye,
-         attachments=[("invite.docx", samples.dde_docx(),
-                       "application/vnd.openxmlformats-officedocument.wordprocessingml.document")])
+         attachments=[("invite.docx", samples.dde_docx(), DOCX)])
     mail("encrypted-document-external", STAFF, EXT, "Your records",
          hi + "The document is attached, protected with a password as our policy asks; I will give you the "
          "password by phone." + bye,
-         attachments=[("records.docx", samples.encrypted_office("Correct-Horse-7"),
-                       "application/vnd.openxmlformats-officedocument.wordprocessingml.document")])
+         attachments=[locked_docx("records.docx")])
     raw_mail("malformed-base64", "alice@example.ac.uk", "bob@partner.example.com", "Notes",
              'Content-Type: multipart/mixed; boundary="b1"\r\n',
              "--b1\r\nContent-Type: text/plain\r\n\r\nNotes attached.\r\n"
@@ -199,12 +246,8 @@ def main() -> None:
          attachments=[("records.7z", samples.sevenzip_of(
              {"records.txt": f"National Insurance number: {nino}\n".encode()}, password="Correct-Horse-7"),
              "application/x-7z-compressed")])
-    der = b"".join(hashlib.sha256(b"smime-%d" % i).digest() for i in range(24))
-    raw_mail("smime-encrypted", "alice@example.ac.uk", "bob@partner.example.com", "Payroll",
-             'Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"\r\n'
-             'Content-Disposition: attachment; filename="smime.p7m"\r\nContent-Transfer-Encoding: base64\r\n',
-             base64.encodebytes(b"\x30\x82\x02\xf0\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x03" + der)
-             .decode().replace("\n", "\r\n"))
+    raw_mail("smime-encrypted", "alice@example.ac.uk", "bob@partner.example.com", "Payroll", SMIME_HEAD,
+             smime_body("smime"))
     # -- 5.4 desktop clients
     mail("desktop-client", STAFF, EXT, "Timetable",
          hi + "The new timetable is on the course pages." + bye, headers=[("X-Mailer", "Microsoft Outlook 16.0")])
@@ -221,4 +264,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    ONLY.update(sys.argv[1:])
     main()

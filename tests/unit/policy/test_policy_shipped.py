@@ -35,9 +35,27 @@ ROWS = [
     ("clean", [], STAFF, (EXT, INT), None, A.ACCEPT, [], {}),
     # 2.1 sender groups
     ("2.1 groups", [], STUDENT, (EXT,), None, A.ACCEPT, [], {}),
-    # 3.1 confidential to externals: tag
+    # 3.1 (with 5.2, 5.3) content marked confidential: held for externals when unprotected, tagged when protected
     ("3.1 confidential external", [F("confidential_marker", "marker", where="header Subject")], STAFF, (EXT,), None,
-     A.TAG, ["confidential-external"], {}),
+     A.HOLD, ["confidential-external"], {}),
+    ("3.1 confidential mixed", [F("confidential_marker", "marker")], STAFF, (EXT, INT), None, A.HOLD,
+     ["confidential-external"], {INT: A.ACCEPT}),
+    ("3.1 sensitivity label", [F("confidential_marker", "sensitivity_label", where="header msip_labels")], STAFF,
+     (EXT,), None, A.HOLD, ["confidential-external"], {}),
+    ("3.1 prose mention", [F("confidential_marker", "marker", "medium")], STAFF, (EXT,), None, A.ACCEPT, [], {}),
+    ("3.1 low label", [F("confidential_marker", "sensitivity_label", "medium", where="header msip_labels")], STAFF,
+     (EXT,), None, A.ACCEPT, [], {}),
+    ("3.1 encrypted message", [F("confidential_marker", "marker", where="header Subject"),
+                               F("encrypted_message", "smime", where="message")], STAFF, (EXT,), None, A.TAG,
+     ["confidential-protected-external"], {}),
+    ("3.1 protected document", [F("confidential_marker", "marker", where="header Subject"),
+                                F("encrypted_content", "office", where='part 2 "plan.docx"', protected=True)],
+     STAFF, (EXT,), None, A.TAG, ["unscannable-encrypted", "confidential-protected-external"], {}),
+    ("3.1 marker found inside protected content", [F("confidential_marker", "marker", protected=True)], STAFF, (EXT,),
+     None, A.TAG, ["confidential-protected-external"], {}),
+    ("3.1 weak protection is none", [F("confidential_marker", "marker"),
+                                     F("weak_protection", "pdf_owner_password", where='part 2 "a.pdf"')], STAFF,
+     (EXT,), None, A.HOLD, ["confidential-external"], {}),
     ("3.1 confidential internal", [F("confidential_marker", "marker")], STAFF, (INT,), None, A.ACCEPT, [], {}),
     # 3.1.2, 3.2-3.4 abusive language: hold
     ("3.2 abusive", [F("abusive_language", "abusive", "high", 2)], STAFF, (INT,), None, A.HOLD, ["abusive-language"], {}),
@@ -131,6 +149,21 @@ def test_shipped_reasons_read_well():
     verdict = POLICY.evaluate(Envelope(STAFF, (EXT,)), message(),
                               [F("malware", "Win.Test.EICAR_HDB-1", where='part 2 "invoice.pdf"')])
     assert verdict.deciding.reason == 'virus found: Win.Test.EICAR_HDB-1 in part 2 "invoice.pdf"'
+
+
+def test_confidential_reason_names_the_marking_not_the_text():
+    verdict = POLICY.evaluate(Envelope(STAFF, (EXT, INT)), message(),
+                              [F("confidential_marker", "sensitivity_label", where="header msip_labels",
+                                 evidence="Highly Confidential")])
+    [m] = verdict.matches
+    assert m.reason == ("content marked confidential (sensitivity_label in header msip_labels) sent unprotected to 1 "
+                        "external recipient(s); send it encrypted or in a password-protected document")
+    assert (m.clause, m.recipients, m.notify_sender) == ("3.1, 5.3", (EXT,), True)
+    assert dict(verdict.tag.headers) == {}
+    verdict = POLICY.evaluate(Envelope(STAFF, (EXT,)), message(),
+                              [F("confidential_marker", "marker", where="header Subject"),
+                               F("encrypted_message", "smime", where="message")])
+    assert dict(verdict.tag.headers) == {"X-Policy-Confidential": "protected"}
 
 
 def test_every_clause_of_the_table_has_a_rule():

@@ -42,6 +42,12 @@ def msip(name: str, guid: str = GUID, enabled: str = "true") -> str:
     ("Report", "OFFICIAL-SENSITIVE\n\nThe report is attached.", "body", Confidence.HIGH),
     ("Report", "Please keep this confidential until Friday.", "body", Confidence.MEDIUM),
     ("Confidential - staffing", "Hi", "header Subject", Confidence.HIGH),
+    ("Re: confidential: draft terms", "Hi", "header Subject", Confidence.HIGH),
+    ("Board papers (confidential)", "Hi", "header Subject", Confidence.HIGH),
+    ("Re: I'll keep this confidential", "Hi", "header Subject", Confidence.MEDIUM),
+    ("Our confidential helpline", "Hi", "header Subject", Confidence.MEDIUM),
+    ("Plan", "STRICTLY CONFIDENTIAL\nHi Bob, the plan is below.\nAlice\n" + DISCLAIMER, "body", Confidence.HIGH),
+    ("Plan", "Hi Bob,\n\nSTRICTLY PRIVATE: the plan.\n\nAlice\n\n" + DISCLAIMER, "body", Confidence.HIGH),
     ("Plans", "These plans are SECRET.", "body", Confidence.HIGH),
 ])
 def test_markers(make_message, subject, body, where, confidence):
@@ -55,6 +61,69 @@ def test_standard_disclaimer_is_not_a_marker(make_message):
     assert scan(make_message(body=body)) == []
     signed = f"Hi Sam,\n\nSee you on Friday.\n-- \nAlice\n{DISCLAIMER}\n"
     assert scan(make_message(body=signed)) == []
+
+
+# Footers mail systems add to every message (UK and US wordings); each is placed after a
+# sign-off with a blank line, with none, and under a signature: none is a marking.
+DISCLAIMERS = {
+    "uk-files": "This email and any files transmitted with it are confidential and intended solely for the use of "
+                "the individual or entity to whom they are addressed. If you have received this email in error "
+                "please notify the system manager. If you are not the named addressee you should not disseminate, "
+                "distribute or copy this e-mail.",
+    "uk-heading": "PRIVATE AND CONFIDENTIAL\nThis e-mail message is intended only for the addressee(s) and may "
+                  "contain privileged information. If you are not the addressee, you may not copy, disclose or use "
+                  "its contents.",
+    "uk-heading-paragraph": "STRICTLY CONFIDENTIAL\n\nThis e-mail and any attachments are intended solely for "
+                            "the addressee. If you have received it in error please delete it.",
+    "uk-law-firm": "This email is confidential and may be privileged. If you are not the intended recipient please "
+                   "notify the sender immediately and delete the email from your system. Smith & Co LLP is a "
+                   "limited liability partnership registered in England and Wales with number OC123456.",
+    "uk-nhs": "This message may contain confidential information. If you are not the intended recipient please "
+              "inform the sender that you have received the message in error before deleting it.",
+    "uk-wrapped": "This message is private and confidential.\nIf you have received this message in error, please "
+                  "notify us and remove it from your system.",
+    "uk-caps": "NOTICE: This email and any attachments are STRICTLY CONFIDENTIAL and may be legally privileged. If "
+               "you are not the intended recipient please notify the sender and delete it.",
+    "us-notice": "CONFIDENTIALITY NOTICE: This e-mail message, including any attachments, is for the sole use of "
+                 "the intended recipient(s) and may contain confidential and privileged information. Any "
+                 "unauthorized review, use, disclosure or distribution is prohibited. If you are not the intended "
+                 "recipient, please contact the sender by reply e-mail and destroy all copies of the original "
+                 "message.",
+    "us-hipaa": "CONFIDENTIALITY NOTICE: This message and any attachments may contain Protected Health Information "
+                "that is confidential and privileged under state and federal law. If you are not the intended "
+                "recipient, you are hereby notified that any review, dissemination, distribution, or copying of "
+                "this communication is strictly prohibited.",
+    "us-starred": "*** PRIVILEGED & CONFIDENTIAL ***\nThis email is intended solely for the addressee. If you have "
+                  "received it in error, please notify the sender and delete it.",
+}
+
+
+@pytest.mark.parametrize("disclaimer", DISCLAIMERS.values(), ids=DISCLAIMERS.keys())
+@pytest.mark.parametrize("layout", ["Alice\n\n{}\n", "Alice\n{}\n", "-- \nAlice Archer\nHead of Studios\n\n{}\n"],
+                         ids=["paragraph", "no-blank-line", "signature"])
+def test_disclaimer_footers_are_no_marking(make_message, disclaimer, layout):
+    body = "Hi Bob,\n\nSee you on Friday.\n\nBest wishes,\n" + layout.format(disclaimer)
+    assert scan(make_message(subject="Friday", body=body)) == []
+
+
+def test_disclaimer_footer_in_html_is_no_marking():
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "alice@example.ac.uk", "bob@partner.org", "Friday"
+    msg.set_content("<p>Hi Bob,</p><p>See you on Friday.</p><p>Alice</p><p><small>PRIVATE AND CONFIDENTIAL<br>"
+                    "This e-mail is intended solely for the addressee. If you have received it in error please "
+                    "notify the sender.</small></p>", subtype="html")
+    assert scan(msg.as_bytes()) == []
+
+
+@pytest.mark.parametrize("body", [
+    "Thank you, I'll keep this confidential.",
+    "Everything you tell the counsellor is confidential.",
+    "Our confidential helpline is open every day.",
+])
+def test_confidential_in_prose_is_no_marking(make_message, body):
+    assert [f.confidence for f in scan(make_message(subject="Notes", body=body))] == [Confidence.MEDIUM]
 
 
 @pytest.mark.parametrize("body", [
@@ -71,6 +140,11 @@ def test_hard_negatives(make_message, body):
 def test_quoted_text_is_not_read_but_forwarded_is(make_message):
     quoted = "Thanks.\n\nOn Mon, 2 Mar 2026, Sam <s@partner.org> wrote:\n> CONFIDENTIAL: draft terms\n"
     assert scan(make_message(body=quoted)) == []
+    interleaved = "> STRICTLY PRIVATE\n> Can you come?\n\nYes, Friday suits me.\n"
+    assert scan(make_message(body=interleaved)) == []
+    outlook = ("Noted, thanks.\n\n-----Original Message-----\nFrom: Sam\nSent: Monday\nTo: Alice\n"
+               "Subject: Terms\n\nCOMMERCIAL IN CONFIDENCE\n")
+    assert scan(make_message(body=outlook)) == []
     forwarded = "FYI\n\n---------- Forwarded message ---------\nFrom: Sam\n\nCOMMERCIAL IN CONFIDENCE\n"
     assert [f.where for f in scan(make_message(body=forwarded))] == ["body"]
 
@@ -86,6 +160,16 @@ def test_sensitivity_label_header(make_message):
     findings = scan(raw)
     assert [(f.type, f.evidence, f.where) for f in findings] == [
         ("sensitivity_label", "Highly Confidential", "header msip_labels")]
+
+
+@pytest.mark.parametrize(("label", "confidence"), [
+    ("Confidential", Confidence.HIGH), ("Highly Confidential", Confidence.HIGH),
+    ("Confidential\\Recipients Only", Confidence.HIGH), ("OFFICIAL-SENSITIVE", Confidence.HIGH),
+    ("Secret", Confidence.HIGH), ("Restricted", Confidence.HIGH),
+    ("Internal", Confidence.MEDIUM), ("Staff only", Confidence.MEDIUM),
+])
+def test_labels_of_confidential_or_higher_are_high(make_message, label, confidence):
+    assert [f.confidence for f in scan(make_message(headers={"msip_labels": msip(label)}))] == [confidence]
 
 
 def test_public_and_disabled_labels_are_not_markers(make_message):
