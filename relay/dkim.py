@@ -10,44 +10,51 @@ sender's domain. Mail for a domain without a key goes out unsigned, returned
 unchanged. A domain with both an RSA and an Ed25519 key gets both signatures
 (dual signing, the usual practice while few receivers verify Ed25519); of
 several keys of one type, the first configured signs (rotation: list the new
-key first).
+key first). A message with more than one From field is never signed (RFC 5322
+3.6 allows one; RFC 7489 6.6.1: which From would the signature vouch for?).
 
-Signatures (RFC 6376, relaxed/relaxed; RFC 8463 for Ed25519) cover the
-recommended fields, List-* and the relay's own X-Policy-* fields. From,
-Subject, To, Date and the relay's fields are over-signed (listed once more
-than they occur), so none can be added after signing without breaking it.
-The message must be CRLF-clean, as the SMTP front guarantees (it refuses bare
-CR and LF): the signature covers the bytes exactly as they go out.
+The signatures are dkimpy's (``dkim.DKIM.sign``; RFC 6376, relaxed/relaxed;
+RFC 8463 Ed25519 through PyNaCl). They cover the recommended fields, List-*,
+and the relay's own tag fields (its action and rules headers, and the extra
+headers a tag rule adds: the caller passes those names, see
+:func:`relay.tagging.owned_names`). From, Subject, To, Date and the relay's
+fields are over-signed: dkimpy signs a name listed once more than it occurs
+as "absent", so none can be added after signing without breaking it.
 
-Why not dkimpy's ``dkim.sign``: it does RSA in pure Python (``pow`` on
-2048-bit numbers, about 50-100 ms a message here) and canonicalises the body
-with regular expressions that touch every space (about 0.3 s a megabyte),
-both holding the GIL, so the event loop would stall even with signing in a
-worker thread. Here the RSA and Ed25519 operations are OpenSSL's (through
-``cryptography``, about 1 ms), hashing releases the GIL, and the body pass
-only touches the whitespace relaxed canonicalisation changes. Every signature
-is checked by two independent verifiers (OpenDKIM, Perl Mail::DKIM) in
-``tests/integration/test_dkim_verify.py``.
+One part of dkimpy is swapped: its RSA private-key operation. ``DKIM.gen_header``
+calls the module-global ``dkim.RSASSA_PKCS1_v1_5_sign(hash, pk)``, which does
+the RSA arithmetic in Python (``pow`` on 2048-bit integers, holding the GIL):
+measured here about 14 ms of a 21 ms signature of a 20 KB message. Importing
+this module replaces that one name with :func:`openssl_rsa_sign`, which signs
+the same digest with OpenSSL (``cryptography``, PKCS#1 v1.5, under 1 ms).
+PKCS#1 v1.5 is deterministic, so the signature bytes are identical to
+dkimpy's own (tests/unit/test_dkim.py checks it on several keys); everything
+else (header selection, canonicalisation, the field's layout) stays dkimpy's.
+What is left is dkimpy's canonicalisation in Python regular expressions, which
+hold the GIL too: about 0.1 s a megabyte of body (bench/dkim_sign.py).
+
+Every signature is checked by two independent verifiers (OpenDKIM, Perl
+Mail::DKIM) in ``tests/integration/test_dkim_verify.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import re
-import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dkim as dkimpy
+import dkim.crypto as dkimpy_crypto
 import structlog
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, utils
 
 from relay.config import DkimKey, Settings
 from relay.errors import ConfigError
-from relay.tagging import Field, header_domain, split_head, tag
+from relay.tagging import Field, header_domain, owned_names, split_head, tag
 from relay.verdict import Verdict
 
 MIN_RSA_BITS = 2048
@@ -57,10 +64,54 @@ SIGNED = (
     "in-reply-to", "references", "mime-version", "content-type", "content-transfer-encoding",
 )
 OVERSIGNED = ("from", "subject", "to", "date")
+_NEVER_SIGNED = frozenset(name.decode("ascii") for name in dkimpy.DKIM.SHOULD_NOT)   # dkimpy refuses these
 
-_LINE_BREAK = re.compile(rb"\r\n|\n|\r")
-_WSP = re.compile(rb"[\t ]+")
-_SPACES = re.compile(rb"  +")
+_log = structlog.get_logger("relay.dkim")
+
+
+# --------------------------------------------------------------------------- dkimpy's RSA, by OpenSSL
+
+
+PURE_RSA_SIGN = dkimpy_crypto.RSASSA_PKCS1_v1_5_sign      # dkimpy's own, kept for hashes we do not map
+_PREHASHED = {"sha256": hashes.SHA256, "sha1": hashes.SHA1}
+_OPENSSL_KEYS: dict[int, rsa.RSAPrivateKey] = {}           # by modulus
+_MAX_CACHED_KEYS = 64
+
+
+def _openssl_key(pk: dict) -> rsa.RSAPrivateKey:
+    """The OpenSSL key for dkimpy's parsed key ``pk``, built once per modulus."""
+    key = _OPENSSL_KEYS.get(pk["modulus"])
+    if key is None:
+        public = rsa.RSAPublicNumbers(pk["publicExponent"], pk["modulus"])
+        key = rsa.RSAPrivateNumbers(p=pk["prime1"], q=pk["prime2"], d=pk["privateExponent"],
+                                    dmp1=pk["exponent1"], dmq1=pk["exponent2"], iqmp=pk["coefficient"],
+                                    public_numbers=public).private_key()
+        _remember(key)
+    return key
+
+
+def _remember(key: rsa.RSAPrivateKey) -> None:
+    if len(_OPENSSL_KEYS) >= _MAX_CACHED_KEYS:
+        _OPENSSL_KEYS.clear()
+    _OPENSSL_KEYS[key.public_key().public_numbers().n] = key
+
+
+def openssl_rsa_sign(hash, private_key: dict) -> bytes:   # noqa: A002 - dkimpy's parameter name
+    """Drop-in for ``dkim.crypto.RSASSA_PKCS1_v1_5_sign``: RSASSA-PKCS1-v1_5 over
+    ``hash.digest()`` (a hashlib-like object with ``.name``) with OpenSSL."""
+    algorithm = _PREHASHED.get(hash.name.lower())
+    if algorithm is None:
+        return PURE_RSA_SIGN(hash, private_key)
+    try:
+        return _openssl_key(private_key).sign(hash.digest(), padding.PKCS1v15(), utils.Prehashed(algorithm()))
+    except ValueError:              # a modulus too small for the digest, as dkimpy says it
+        raise dkimpy_crypto.DigestTooLargeError() from None
+
+
+dkimpy.RSASSA_PKCS1_v1_5_sign = openssl_rsa_sign
+
+
+# --------------------------------------------------------------------------- keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +124,17 @@ class SigningKey:
     bits: int
     path: Path
     private: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey = field(repr=False)
+    secret: bytes = field(repr=False, default=b"")    # the key as dkimpy takes it (PKCS#1 PEM, base64 seed)
 
-    def sign(self, data: bytes) -> bytes:
-        if isinstance(self.private, rsa.RSAPrivateKey):
-            return self.private.sign(data, padding.PKCS1v15(), hashes.SHA256())
-        return self.private.sign(hashlib.sha256(data).digest())     # RFC 8463: Ed25519 over the SHA-256
+
+def dkimpy_secret(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> bytes:
+    """``key`` in the form ``dkim.DKIM.sign`` reads: PKCS#1 PEM (RSA), the base64 seed (Ed25519)."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        seed = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                 serialization.NoEncryption())
+        return base64.b64encode(seed)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                             serialization.NoEncryption())
 
 
 def normalise_domain(domain: str) -> str:
@@ -125,132 +182,56 @@ def load_key(entry: DkimKey) -> SigningKey:
     domain = normalise_domain(entry.domain)
     if not is_dns_name(domain) or not is_dns_name(entry.selector):
         raise ConfigError(f"{where}: domain and selector must be DNS names")
-    return SigningKey(domain, entry.selector, algorithm, bits, entry.key, key)
+    if isinstance(key, rsa.RSAPrivateKey):
+        _remember(key)          # openssl_rsa_sign finds it without rebuilding it
+    return SigningKey(domain, entry.selector, algorithm, bits, entry.key, key, dkimpy_secret(key))
 
 
-# --------------------------------------------------------------------------- RFC 6376 relaxed
+# --------------------------------------------------------------------------- signing
 
 
-def _relax_lines(chunk: bytes, last: bool) -> bytes:
-    """Relaxed canonicalisation of whole lines (trailing empty lines left in)."""
-    chunk = chunk.replace(b"\t", b" ")
-    if b"  " in chunk:
-        chunk = _SPACES.sub(b" ", chunk)
-    chunk = chunk.replace(b" \r\n", b"\r\n")
-    if last and chunk.endswith(b" "):       # an unterminated last line
-        chunk = chunk[:-1]
-    return chunk
-
-
-def _without_trailing_crlfs(data: bytes) -> bytes:
-    end = len(data)
-    while data.endswith(b"\r\n", 0, end):
-        end -= 2
-    return data[:end]
-
-
-def relaxed_body(body: bytes) -> bytes:
-    """RFC 6376 3.4.4: runs of WSP become one SP, none at line ends, no empty lines at the end.
-
-    Written with bytes.replace and one literal-prefixed pattern: a character-class
-    regex over the whole body costs about ten times more (measured in bench/dkim_sign.py)."""
-    body = _without_trailing_crlfs(_relax_lines(body, last=True))
-    return body + b"\r\n" if body else b""
-
-
-BODY_CHUNK = 1 << 20
-
-
-def body_hash(body: bytes, chunk: int = BODY_CHUNK) -> bytes:
-    """SHA-256 of :func:`relaxed_body` (``body``), a megabyte of whole lines at a time,
-    so a 25 MB message never holds the GIL for more than a few milliseconds at once."""
-    digest = hashlib.sha256()
-    pending = 0                # CRLFs held back: they are dropped if nothing follows them
-    wrote = False
-    pos = 0
-    while pos < len(body):
-        cut = body.find(b"\r\n", pos + chunk)
-        end = len(body) if cut < 0 else cut + 2
-        part = _relax_lines(body[pos:end], last=end == len(body))
-        kept = _without_trailing_crlfs(part)
-        if kept:
-            digest.update(b"\r\n" * pending)
-            digest.update(kept)
-            pending, wrote = 0, True
-        pending += (len(part) - len(kept)) // 2
-        pos = end
-    if wrote:
-        digest.update(b"\r\n")
-    return digest.digest()
-
-
-def relaxed_header(raw: bytes) -> bytes:
-    """RFC 6376 3.4.2: ``name:value`` lower-case name, unfolded, WSP runs as one SP, trimmed."""
-    name, _, value = raw.partition(b":")
-    value = _WSP.sub(b" ", _LINE_BREAK.sub(b"", value)).strip(b" ")
-    return name.strip(b" \t").lower() + b":" + value
-
-
-def signed_header_names(raw: bytes, own: tuple[str, ...] = ()) -> list[str]:
+def signed_header_names(raw: bytes, own: Iterable[str] = ()) -> list[str]:
     """The h= list for ``raw``: each signed field as often as it occurs, the
     over-signed ones (and ``own``) once more, so none can be added later."""
     counts: dict[str, int] = {}
     for f in split_head(raw).fields:
         if f.key:
             counts[f.key] = counts.get(f.key, 0) + 1
-    over = set(OVERSIGNED) | {n.lower() for n in own}
+    own_names = [n.lower() for n in own]
+    over = set(OVERSIGNED) | set(own_names)
     names = list(SIGNED) + sorted(k for k in counts if k.startswith("list-"))
-    names += [n.lower() for n in own if n.lower() not in names]
+    names += [n for n in dict.fromkeys(own_names) if n not in names and n not in _NEVER_SIGNED]
     out: list[str] = []
     for name in names:
         out += [name] * (counts.get(name, 0) + (1 if name in over else 0))
     return out
 
 
-def _selected(fields: tuple[Field, ...], names: list[str]) -> list[bytes]:
-    """The fields h= names, in h= order, each name taking its instances bottom-up (RFC 6376 5.4.2)."""
-    by_name: dict[str, list[Field]] = {}
-    for f in fields:
-        by_name.setdefault(f.key, []).append(f)
-    out = []
-    for name in names:
-        if by_name.get(name):
-            out.append(relaxed_header(by_name[name].pop().raw))
-    return out
+def _for_dkimpy(fields: tuple[Field, ...], raw: bytes, rest: bytes) -> bytes:
+    """``raw`` as dkimpy can parse it and as the next hop will read it, with the
+    same relaxed canonical form.
+
+    dkimpy refuses a header line without a colon and the obsolete space before
+    one (``Subject : x``, RFC 5322 4.5). Relaxed canonicalisation drops that
+    space, and a line that is no field can never be signed, so a copy without
+    either signs exactly what goes out. A last line without CRLF gets one, as
+    SMTP sends it (dkimpy would keep its trailing spaces, the verifier not)."""
+    message = raw
+    if not all(f.name and f.raw[len(f.name):len(f.name) + 1] == b":" for f in fields):
+        kept = [f.raw[:len(f.name)] + f.raw[f.raw.index(b":"):] for f in fields if f.name]
+        message = b"".join(kept) + rest
+    return message if message.endswith(b"\n") else message + b"\r\n"
 
 
-def _fold(pieces: list[str], first: str) -> str:
-    """Join ``pieces`` after ``first``, breaking lines (CRLF SP) before 78 columns."""
-    lines, line = [], first
-    for piece in pieces:
-        if len(line) + len(piece.rstrip()) > 78 and line.strip():
-            lines.append(line.rstrip())
-            line = " "
-        line += piece
-    lines.append(line)
-    return "\r\n".join(lines)
-
-
-def make_signature(key: SigningKey, raw: bytes, own: tuple[str, ...] = (), now: int | None = None) -> bytes:
-    """The complete ``DKIM-Signature`` field (folded, CRLF-terminated) for ``raw``."""
+def make_signature(key: SigningKey, raw: bytes, own: Iterable[str] = ()) -> bytes:
+    """The complete ``DKIM-Signature`` field (folded, CRLF-terminated) for ``raw``, by dkimpy."""
     head = split_head(raw)
-    rest = head.rest
-    body = rest[2:] if rest.startswith(b"\r\n") else rest[1:] if rest[:1] in (b"\n", b"\r") else rest
-    bh = base64.b64encode(body_hash(body)).decode("ascii")
-    names = signed_header_names(raw, own)
-    stamp = int(time.time()) if now is None else now
-    pieces = ["v=1; ", f"a={key.algorithm}; ", "c=relaxed/relaxed; ", f"d={key.domain}; ",
-              f"s={key.selector}; ", f"t={stamp}; ", "h="]
-    pieces += [n + ":" for n in names[:-1]] + [names[-1] + "; ", f"bh={bh}; ", "b="]
-    unsigned = _fold(pieces, "DKIM-Signature: ")
-    data = b"".join(h + b"\r\n" for h in _selected(head.fields, names))
-    data += relaxed_header(unsigned.encode("ascii"))      # b= empty, no CRLF (RFC 6376 3.7)
-    signature = base64.b64encode(key.sign(data)).decode("ascii")
-    room = 78 - len(unsigned.rsplit("\r\n", 1)[-1])
-    if room < 16:                          # start the value on a line of its own
-        unsigned, room = unsigned + "\r\n ", 77
-    chunks = [signature[:room]] + [signature[i:i + 76] for i in range(room, len(signature), 76)]
-    return (unsigned + "\r\n ".join(chunks) + "\r\n").encode("ascii")
+    message = _for_dkimpy(head.fields, raw, head.rest)
+    signer = dkimpy.DKIM(message, signature_algorithm=key.algorithm.encode("ascii"))
+    return signer.sign(key.selector.encode("ascii"), key.domain.encode("ascii"),
+                       key.secret or dkimpy_secret(key.private),
+                       canonicalize=(b"relaxed", b"relaxed"),
+                       include_headers=[n.encode("ascii") for n in signed_header_names(raw, own)])
 
 
 # --------------------------------------------------------------------------- the signer
@@ -295,43 +276,61 @@ class Signer:
             keys = self.keys_for(mail_from.rpartition("@")[2])
         return keys
 
-    def signatures(self, raw: bytes, mail_from: str = "") -> list[bytes]:
+    def signatures(self, raw: bytes, mail_from: str = "", own: Iterable[str] = ()) -> list[bytes]:
         """The DKIM-Signature fields for ``raw`` (blocking): one per key type of the
-        chosen domain (RSA and Ed25519 side by side), or none."""
+        chosen domain (RSA and Ed25519 side by side), or none. ``own`` names the
+        tag headers this message carries beyond the action and rules headers
+        (:func:`relay.tagging.owned_names`): they are signed and over-signed too."""
         if not raw.strip():
             return []
-        return [make_signature(key, raw, self.own_headers) for key in self.choose(raw, mail_from)]
+        keys = self.choose(raw, mail_from)
+        if not keys:
+            return []
+        froms = len(split_head(raw).named("From"))
+        if froms > 1:
+            _log.warning("dkim.not_signed", reason="several From fields", from_fields=froms)
+            return []
+        names = tuple(dict.fromkeys((*self.own_headers, *own)))
+        out = []
+        for key in keys:
+            try:
+                out.append(make_signature(key, raw, names))
+            except dkimpy.DKIMException as exc:     # dkimpy refused the message: it goes out unsigned
+                _log.error("dkim.not_signed", reason=f"dkimpy: {type(exc).__name__}", domain=key.domain,
+                           selector=key.selector)
+        return out
 
-    def sign_sync(self, raw: bytes, mail_from: str = "") -> bytes:
+    def sign_sync(self, raw: bytes, mail_from: str = "", own: Iterable[str] = ()) -> bytes:
         """``raw`` with its DKIM-Signature fields prepended (blocking; see :meth:`sign`)."""
-        sigs = self.signatures(raw, mail_from)
+        sigs = self.signatures(raw, mail_from, own)
         return b"".join(sigs) + raw if sigs else raw
 
-    async def sign(self, raw: bytes, mail_from: str = "") -> bytes:
+    async def sign(self, raw: bytes, mail_from: str = "", own: Iterable[str] = ()) -> bytes:
         """``raw`` with DKIM-Signature fields on top, or unchanged when there is no key
         for its domain. The hashing and signing run in a worker thread."""
-        return await asyncio.to_thread(self.sign_sync, raw, mail_from)
+        return await asyncio.to_thread(self.sign_sync, raw, mail_from, tuple(own))
 
-    def sign_headers(self, raw: bytes, mail_from: str = "") -> list[tuple[str, str]]:
+    def sign_headers(self, raw: bytes, mail_from: str = "", own: Iterable[str] = ()) -> list[tuple[str, str]]:
         """(name, value) of each DKIM-Signature field, for a milter's ``insheader(0, ...)``.
         Values are folded with LF + space, as libmilter and Postfix expect.
         Blocking: call it through ``asyncio.to_thread`` from async code."""
         out = []
-        for sig in self.signatures(raw, mail_from):
+        for sig in self.signatures(raw, mail_from, own):
             name, _, value = sig.decode("ascii").partition(":")
             out.append((name, value.strip().replace("\r\n", "\n")))
         return out
 
-    def sign_header(self, raw: bytes, mail_from: str = "") -> tuple[str, str] | None:
+    def sign_header(self, raw: bytes, mail_from: str = "", own: Iterable[str] = ()) -> tuple[str, str] | None:
         """The first of :meth:`sign_headers` (the only one unless a domain has both an
         RSA and an Ed25519 key), or None when the message goes unsigned."""
-        found = self.sign_headers(raw, mail_from)
+        found = self.sign_headers(raw, mail_from, own)
         return found[0] if found else None
 
 
 async def outgoing(raw: bytes, verdict: Verdict, settings: Settings, signer: Signer | None,
                    mail_from: str = "") -> bytes:
     """The act stage's whole edit of forwarded mail, and of mail a reviewer releases:
-    the output copy of ``raw`` tagged (:func:`relay.tagging.tag`), then signed last."""
+    the output copy of ``raw`` tagged (:func:`relay.tagging.tag`), then signed last,
+    the tag headers this verdict adds among the signed ones."""
     out = tag(raw, verdict, settings)
-    return out if signer is None else await signer.sign(out, mail_from)
+    return out if signer is None else await signer.sign(out, mail_from, owned_names(settings, verdict))

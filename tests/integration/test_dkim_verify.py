@@ -2,7 +2,9 @@
 
 Keys come from the real ``relay dkim keygen`` command and the DNS records the
 verifiers see are the TXT records it printed. Each message goes through the act
-stage as the SMTP front runs it (``tag`` then ``Signer.sign``), then through:
+stage's edit (``tag``, then ``Signer.sign`` with the tag headers the verdict
+owns), a release from a real quarantine store to a real SMTP sink, or a real
+``relay serve`` in front of one, then through:
 
 - Perl Mail::DKIM (Debian libmail-dkim-perl), its DNS lookup answered from the
   printed records (RSA only: Debian 12's Mail::DKIM has no Ed25519);
@@ -27,9 +29,11 @@ from pathlib import Path
 
 import pytest
 
-from relay.config import DkimKey, Settings
+from relay.config import DkimKey, HostPort, Settings
 from relay.dkim import Signer, load_key
-from relay.tagging import split_head, tag
+from relay.quarantine import open_store
+from relay.quarantine.release import release
+from relay.tagging import owned_names, split_head, tag
 from relay.verdict import Action, RuleMatch, TagSpec, Verdict
 
 PERL_VERIFIER = r"""
@@ -159,9 +163,10 @@ def world(tmp_path_factory) -> World:
 
 
 def act(world: World, raw: bytes, verdict: Verdict | None = None, mail_from: str = "") -> bytes:
-    """The act stage as the SMTP front runs it: tag the output copy, then sign it last."""
+    """The act stage's edit: tag the output copy, then sign it last, the verdict's tag headers among the signed."""
     verdict = verdict or Verdict(Action.TAG, (RuleMatch("contract-external", "4.1", Action.TAG, "contract"),))
-    return asyncio.run(world.signer.sign(tag(raw, verdict, world.settings), mail_from))
+    return asyncio.run(world.signer.sign(tag(raw, verdict, world.settings), mail_from,
+                                         owned_names(world.settings, verdict)))
 
 
 def passes(results: dict[str, list], domain: str, selector: str) -> None:
@@ -325,6 +330,80 @@ def test_hostile_values_are_sanitised_and_verify(world):
     assert msg.get_all("Bcc") is None and msg.get_all("Cc") is None
     assert out.endswith(b"\r\n\r\nbody\r\n") and out.count(b"\r\n\r\n") == 1
     passes(world.verify.all(out), "example.ac.uk", "rsa2026")
+
+
+def test_extra_tag_headers_are_signed(world):
+    verdict = tag_verdict(headers=(("X-Policy-Note", "contract language to an external recipient"),))
+    raw = crlf("X-Policy-Note: approved by legal\nFrom: alice@example.ac.uk\nTo: bob@example.org\nSubject: hi\n\nbody\n")
+    out = act(world, raw, verdict)
+    assert parsed(out).get_all("X-Policy-Note") == ["contract language to an external recipient"]
+    passes(world.verify.all(out), "example.ac.uk", "rsa2026")
+    cut = out.index(b"X-Policy-Action")          # just below our signature
+    for msg in (out[:cut] + b"X-Policy-Note: approved by legal\r\n" + out[cut:],     # added: over-signed
+                out.replace(b"to an external recipient", b"to an internal recipient")):
+        assert msg != out
+        fails(world.verify.all(msg))
+
+
+# --------------------------------------------------------------------------- released and relayed mail
+
+
+FORGED = "X-Policy-Action: accept\nX-Policy-Rules: none-matched\n"
+
+
+def test_released_message_is_tagged_and_signed(world, quarantine_url, make_decision, make_sink):
+    sink = make_sink()
+    raw = crlf(FORGED + "From: Alice <alice@example.ac.uk>\nTo: bob@example.org\nSubject: Contract\n"
+               "Date: Sat, 28 Nov 2026 10:00:00 +0000\nMessage-ID: <held@example.ac.uk>\n\nPlease sign.\n")
+    decision = make_decision(raw=raw)
+    settings = world.settings.replace(quarantine=quarantine_url, upstream=HostPort("127.0.0.1", sink.port),
+                                      upstream_tls="off", upstream_timeout=20.0)
+
+    async def go():
+        async with open_store(quarantine_url) as store:
+            qid = await store.hold(decision, raw)
+            return await release(store, settings, qid, "reviewer")
+
+    released = asyncio.run(asyncio.wait_for(go(), 60))
+    assert released.message.status == "released"
+    [captured] = sink.wait_for_messages(1)
+    out = captured.data
+    assert out.startswith(b"DKIM-Signature: ") and out.endswith(raw.split(b"\r\n\r\n", 1)[1])
+    msg = parsed(out)
+    assert msg.get_all("X-Policy-Action") == ["tag"]
+    assert msg.get_all("X-Policy-Rules") == ["personal-data-external"]
+    assert b"accept" not in out and b"none-matched" not in out
+    passes(world.verify.all(out), "example.ac.uk", "rsa2026")
+    fails(world.verify.all(b"X-Policy-Action: accept\r\n" + out))
+
+
+@pytest.mark.clamd
+def test_relay_serve_signs_what_it_forwards(world, start_relay, make_sink):
+    import aiosmtplib
+
+    sink = make_sink()
+    relay = start_relay({"RELAY_UPSTREAM": f"127.0.0.1:{sink.port}", "RELAY_DKIM_DOMAIN": "example.ac.uk",
+                         "RELAY_DKIM_SELECTOR": "rsa2026", "RELAY_DKIM_KEY": str(world.key_files["rsa2026"])})
+    raw = crlf(FORGED + "From: Alice <alice@example.ac.uk>\nTo: bob@example.org\nSubject: Minutes\n"
+               "Date: Sat, 28 Nov 2026 10:00:00 +0000\nMessage-ID: <served@example.ac.uk>\n\nSee attached.  \n")
+
+    async def go():
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.port, timeout=20, start_tls=False)
+        await smtp.connect()
+        try:
+            await smtp.sendmail("alice@example.ac.uk", ["bob@example.org"], raw)
+        finally:
+            await smtp.quit()
+
+    asyncio.run(asyncio.wait_for(go(), 60))
+    [captured] = sink.wait_for_messages(1)
+    out = captured.data
+    assert out.startswith(b"DKIM-Signature: ")
+    msg = parsed(out)
+    assert msg.get_all("X-Policy-Action") == ["accept"] and msg.get_all("X-Policy-Rules") == [""]
+    assert b"none-matched" not in out
+    passes(world.verify.all(out), "example.ac.uk", "rsa2026")
+    fails(world.verify.all(out.replace(b"See attached.", b"See attachee.")))
 
 
 # --------------------------------------------------------------------------- which key

@@ -1,4 +1,4 @@
-"""relay.dkim (key loading, key choice, signed-header list) and ``relay dkim keygen``.
+"""relay.dkim (key loading, key choice, signed-header list, dkimpy with OpenSSL's RSA) and ``relay dkim keygen``.
 
 Whether the signatures verify is shown by independent verifiers (Perl
 Mail::DKIM, OpenDKIM) in tests/integration/test_dkim_verify.py.
@@ -10,6 +10,7 @@ import asyncio
 import base64
 import functools
 import hashlib
+import time
 import os
 import re
 import stat
@@ -25,7 +26,8 @@ from hypothesis import strategies as st
 
 from relay.commands.dkim import dkim as dkim_command
 from relay.commands.dkim import txt_record
-from relay.dkim import Signer, body_hash, make_signature, normalise_domain, relaxed_body, relaxed_header, signed_header_names
+from relay.dkim import (PURE_RSA_SIGN, Signer, SigningKey, make_signature, normalise_domain, openssl_rsa_sign,
+                        signed_header_names)
 from relay.errors import ConfigError
 
 MESSAGE = (b"From: Alice <alice@example.ac.uk>\r\nTo: bob@example.org\r\nSubject: hi\r\n"
@@ -185,9 +187,9 @@ def test_sign_runs_off_the_event_loop(signer, monkeypatch):
     seen = []
     real = Signer.sign_sync
 
-    def spy(self, raw, mail_from=""):
+    def spy(self, raw, *args):
         seen.append(threading.get_ident())
-        return real(self, raw, mail_from)
+        return real(self, raw, *args)
 
     monkeypatch.setattr(Signer, "sign_sync", spy)
 
@@ -250,42 +252,133 @@ def test_dkimpy_agrees(signer, keydir, raw):
     assert tampered != transported and not dkimpy_verifies(tampered, record)
 
 
-def test_relaxed_canonicalisation_rfc6376_example():
-    # RFC 6376 3.4.5
-    assert relaxed_header(b"A: X\r\n") == b"a:X"
-    assert relaxed_header(b"B : Y\t\r\n\tZ  \r\n") == b"b:Y Z"
-    assert relaxed_body(b" C \r\nD \t E\r\n\r\n\r\n") == b" C\r\nD E\r\n"
-    assert relaxed_body(b"") == b"" and relaxed_body(b"\r\n \r\n") == b""
-    assert relaxed_body(b"a  b\t") == b"a b\r\n"
-    assert relaxed_body(b"abc\r\n   ") == b"abc\r\n"
-
-
-def reference_relaxed_body(body: bytes) -> bytes:
-    """RFC 6376 3.4.4 read literally, line by line."""
-    lines = [re.sub(rb"[ \t]+", b" ", line).rstrip(b" ") for line in body.split(b"\r\n")]
-    while lines and lines[-1] == b"":
-        lines.pop()
-    return b"".join(line + b"\r\n" for line in lines)
-
-
-@given(st.lists(st.sampled_from([b"a", b"b", b" ", b"\t", b"\r\n", b"\r", b"\n", b"\xc3\xa9"]), max_size=60))
-@settings(max_examples=400, deadline=None)
-def test_relaxed_body_matches_the_rfc_read_literally(parts):
-    body = b"".join(parts)
-    assert relaxed_body(body) == reference_relaxed_body(body)
-    expected = hashlib.sha256(reference_relaxed_body(body)).digest()
-    for chunk in (1, 3, 7, 1 << 20):          # chunk borders anywhere between lines
-        assert body_hash(body, chunk) == expected
-
-
 def test_signature_layout(signer):
-    sig = make_signature(signer.keys[0], MESSAGE, ("X-Policy-Action",), now=1795879055)
+    before = int(time.time())
+    sig = make_signature(signer.keys[0], MESSAGE, ("X-Policy-Action",))
+    after = int(time.time())
     lines = sig.split(b"\r\n")
     assert lines[-1] == b"" and all(len(line) <= 78 for line in lines)
     assert all(line.startswith(b" ") and line.strip() for line in lines[1:-1])
-    assert b" t=1795879055;" in sig and b" bh=" in sig and b" b=" in sig
-    assert b"h=from:from:to:to:subject:subject:date:date:message-id:x-policy-action:x-policy-action;" in \
-        re.sub(rb"\r\n ", b"", sig)
+    t = tags(sig)
+    assert before <= int(t["t"]) <= after and t["bh"] and t["b"] and t["c"] == "relaxed/relaxed"
+    assert t["h"] == "from:from:to:to:subject:subject:date:date:message-id:x-policy-action:x-policy-action"
+
+
+def test_obsolete_space_before_colon_and_stray_lines_are_still_signed(signer):
+    # dkimpy refuses both; relaxed canonicalisation makes them no matter (OpenDKIM verifies
+    # such messages in tests/integration/test_dkim_verify.py)
+    raw = b"From: a@example.ac.uk\r\nSubject : x\r\nnot a field\r\nTo: b@c.d\r\n\r\nbody\r\n"
+    [sig] = signer.signatures(raw)
+    assert tags(sig)["h"].split(":").count("subject") == 2
+    assert dkimpy_verifies(sig + b"From: a@example.ac.uk\r\nSubject: x\r\nTo: b@c.d\r\n\r\nbody\r\n",
+                           public_record(signer.keys[0].path))
+
+
+# --------------------------------------------------------------------------- what is signed, and what not
+
+
+def test_two_from_fields_are_never_signed(signer):
+    from structlog.testing import capture_logs
+
+    raw = b"From: alice@example.ac.uk\r\nFrom: mallory@example.ac.uk\r\nTo: b@c.d\r\n\r\nx\r\n"
+    with capture_logs() as logs:
+        assert signer.sign_sync(raw) is raw
+        assert signer.sign_header(raw) is None
+    assert [(e["event"], e["reason"], e["from_fields"]) for e in logs] == [("dkim.not_signed", "several From fields", 2)] * 2
+    assert "alice" not in repr(logs) and "mallory" not in repr(logs) and "example" not in repr(logs)
+    one = raw.replace(b"From: mallory@example.ac.uk\r\n", b"")
+    with capture_logs() as logs:
+        assert signer.sign_sync(one).count(b"DKIM-Signature:") == 1
+    assert logs == []
+
+
+def test_extra_tag_headers_are_signed_and_oversigned(signer, keydir, make_settings):
+    from relay.dkim import outgoing
+    from relay.verdict import Action, RuleMatch, TagSpec, Verdict
+
+    verdict = Verdict(Action.TAG, (RuleMatch("contract-external", "4.1", Action.TAG, "r"),),
+                      tag=TagSpec((("X-Policy-Note", "contract language"),), ""))
+    raw = MESSAGE.replace(b"X-Policy-Action: tag\r\n", b"X-Policy-Note: forged\r\n")
+    out = asyncio.run(outgoing(raw, verdict, make_settings(), signer, "alice@example.ac.uk"))
+    assert out.count(b"X-Policy-Note") == 1 and b"forged" not in out
+    h = tags(out[:out.index(b"X-Policy-Action")])["h"].split(":")
+    assert h.count("x-policy-note") == 2 and h.count("x-policy-action") == 2 and h.count("x-policy-rules") == 2
+    record = public_record(keydir / "rsa.pem")
+    assert dkimpy_verifies(out, record)
+    sig_end = out.index(b"X-Policy-Action")
+    added = out[:sig_end] + b"X-Policy-Note: accept anyway\r\n" + out[sig_end:]
+    assert not dkimpy_verifies(added, record)
+    changed = out.replace(b"X-Policy-Note: contract language", b"X-Policy-Note: nothing to see")
+    assert changed != out and not dkimpy_verifies(changed, record)
+    # without the names (the act stage's old call) the note could be added unnoticed
+    plain = signer.sign_sync(out[sig_end:])
+    assert "x-policy-note" not in tags(plain[:plain.index(b"X-Policy-Action")])["h"]
+
+
+def test_a_message_dkimpy_refuses_goes_out_unsigned_and_says_so(signer):
+    from structlog.testing import capture_logs
+
+    good = signer.keys[0]
+    broken = Signer((SigningKey(good.domain, good.selector, good.algorithm, good.bits, good.path, good.private,
+                                b"-----BEGIN RSA PRIVATE KEY-----\nbm90IGEga2V5\n-----END RSA PRIVATE KEY-----\n"),))
+    with capture_logs() as logs:
+        assert broken.sign_sync(MESSAGE) is MESSAGE
+    assert [(e["event"], e["reason"]) for e in logs] == [("dkim.not_signed", "dkimpy: KeyFormatError")]
+
+
+# --------------------------------------------------------------------------- dkimpy with OpenSSL's RSA
+
+
+@pytest.fixture(scope="module")
+def rsa_keys(keydir):
+    """dkimpy's parsed form of four keys: the signer's, another 2048, 3072 and 4096 bits."""
+    keys = [serialization.load_pem_private_key((keydir / "rsa.pem").read_bytes(), None)]
+    keys += [rsa.generate_private_key(public_exponent=65537, key_size=bits) for bits in (2048, 3072, 4096)]
+    return [(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                               serialization.NoEncryption())) for key in keys]
+
+
+def test_dkimpy_signs_rsa_with_the_openssl_primitive():
+    assert dkimpy.RSASSA_PKCS1_v1_5_sign is openssl_rsa_sign
+    assert PURE_RSA_SIGN is dkimpy.crypto.RSASSA_PKCS1_v1_5_sign and PURE_RSA_SIGN is not openssl_rsa_sign
+
+
+@pytest.mark.parametrize("name", ["sha256", "sha1"])
+def test_openssl_primitive_gives_dkimpys_bytes(rsa_keys, name):
+    for pem in rsa_keys:
+        pk = dkimpy.crypto.parse_pem_private_key(pem)
+        for data in (b"", b"a", MESSAGE, bytes(range(256)) * 50):
+            digest = hashlib.new(name, data)
+            ours = openssl_rsa_sign(digest, pk)
+            assert ours == bytes(PURE_RSA_SIGN(digest, pk))
+            assert len(ours) == (pk["modulus"].bit_length() + 7) // 8
+
+
+def test_whole_signatures_identical_with_either_primitive(rsa_keys, monkeypatch):
+    messages = [MESSAGE, b"From: a@example.ac.uk\r\n\r\n", MESSAGE + "Grüße \t \r\n".encode() * 500]
+    monkeypatch.setattr(dkimpy.time, "time", lambda: 1795879055.5)     # the same t= on both sides
+
+    def sign_all():
+        return [dkimpy.sign(raw, b"s1", b"example.ac.uk", pem, canonicalize=(b"relaxed", b"relaxed"),
+                            include_headers=[b"from", b"from", b"subject", b"to"])
+                for pem in rsa_keys for raw in messages]
+
+    swapped = sign_all()
+    monkeypatch.setattr(dkimpy, "RSASSA_PKCS1_v1_5_sign", PURE_RSA_SIGN)
+    pure = sign_all()
+    assert swapped == pure and len(set(pure)) == len(pure) and all(b" t=1795879055;" in s for s in pure)
+
+
+def test_the_signer_goes_through_the_swapped_primitive(signer, monkeypatch):
+    calls = []
+
+    def spy(hash, pk):    # noqa: A002
+        calls.append(hash.name)
+        return openssl_rsa_sign(hash, pk)
+
+    monkeypatch.setattr(dkimpy, "RSASSA_PKCS1_v1_5_sign", spy)
+    assert signer.sign_sync(MESSAGE).startswith(b"DKIM-Signature:")
+    assert calls == ["sha256"]
 
 
 # --------------------------------------------------------------------------- keygen
