@@ -12,13 +12,18 @@ Faults (names used by ``--faults``):
 - ``clamd_hang``: SIGSTOP clamd (connections queue, nothing answers), then SIGCONT;
 - ``sink_refuse`` / ``sink_drop`` / ``sink_slow``: the next hop answers the end
   of DATA with 451, aborts the session before answering, or answers late;
-- ``relay_kill``: SIGKILL the relay (mid-transaction: traffic is flowing) and
-  start it again on the same port;
+- ``sink_down`` / ``sink_busy``: the next hop's listener is closed (connection
+  refused) or greets with 421 and hangs up; open sessions are cut as it goes;
+- ``sink_rcpt_4xx``: the next hop answers every RCPT with 450;
+- ``relay_kill``: SIGKILL the relay (``relay serve``, or ``relay milter`` with
+  ``--front milter``) mid-transaction (traffic is flowing) and start it again
+  on the same port;
 - ``store_lock``: another connection holds ``BEGIN EXCLUSIVE`` on the
   SQLite quarantine past the store's busy timeout;
 - ``store_restart``: with ``--store postgres``, the PostgreSQL server is
   stopped (fast shutdown cuts the relay's sessions) and started again
-  (with SQLite it is ``store_lock``).
+  (with SQLite it is a ``store_lock`` of its own, shorter duration: 4 s,
+  within the store's 10 s busy timeout, so writes wait rather than fail).
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ from pathlib import Path
 
 from tests.fixtures.clamd import _state, start_clamd, stop_pid
 from tests.fixtures.common import free_port
-from tests.fixtures.smtp import FaultyHandler, SinkServer, wait_for_greeting
+from tests.fixtures.smtp import wait_for_greeting
+from tests.soak.sink import SoakSink
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "policies" / "icmp-email-use.yaml"
@@ -94,7 +100,8 @@ class RssMonitor:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.ident is not None:       # started
+            self._thread.join(5)
 
 
 class Postgres:
@@ -140,13 +147,14 @@ class Services:
     workdir: Path
     clamd_url: str = ""
     clamd_pid: int = 0
-    sink: SinkServer | None = None
+    sink: SoakSink | None = None
     relay: subprocess.Popen | None = None
     relay_port: int = 0
     relay_starts: int = 0
     store: str = "sqlite"
     postgres: Postgres | None = None
     _clamd_procs: list = field(default_factory=list)
+    relay_command = "relay serve"
 
     @property
     def db_path(self) -> Path:
@@ -175,16 +183,20 @@ class Services:
             self.postgres = Postgres(Path(tempfile.mkdtemp(prefix="relay-soak-pg-")))   # reachable by user postgres
             self.postgres.init()
         self.clamd_url, self.clamd_pid = start_clamd(self.workdir / "clamd")
-        self.sink = SinkServer(FaultyHandler()).start()
+        self.sink = SoakSink().start()
         self.relay_port = free_port()
         self.start_relay()
         return self
 
     def start_relay(self) -> None:
         with open(self.log_path, "ab") as out:
-            self.relay = subprocess.Popen([sys.executable, "-m", "relay.cli", "serve"], env=self.env(), cwd=ROOT,
-                                          stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+            self.relay = subprocess.Popen([sys.executable, "-m", "relay.cli", self.relay_command.split()[-1]],
+                                          env=self.env(), cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out,
+                                          stderr=subprocess.STDOUT)
         self.relay_starts += 1
+        self.wait_for_relay()
+
+    def wait_for_relay(self) -> None:
         wait_for_greeting("127.0.0.1", self.relay_port, timeout=60, proc=self.relay)
 
     def start_clamd_again(self) -> None:
@@ -275,13 +287,28 @@ async def sink_slow(svc: Services, duration: float) -> str:
     return f"next hop answered DATA 2s late for {duration:.0f}s"
 
 
+async def sink_down(svc: Services, duration: float) -> str:
+    await svc.sink.down(duration)
+    return f"next hop not listening (connection refused, open sessions cut) for {duration:.0f}s"
+
+
+async def sink_busy(svc: Services, duration: float) -> str:
+    await svc.sink.down(duration, greeting=b"421 4.3.2 sink.test busy, try again later\r\n")
+    return f"next hop greeted with 421 and hung up (open sessions cut) for {duration:.0f}s"
+
+
+async def sink_rcpt_4xx(svc: Services, duration: float) -> str:
+    await _sink_mode(svc, duration, rcpt_reply="450 4.2.1 mailbox busy, try later")
+    return f"next hop answered every RCPT with 450 for {duration:.0f}s"
+
+
 async def relay_kill(svc: Services, duration: float) -> str:
     pid = svc.relay.pid
     svc.relay.send_signal(signal.SIGKILL)
     await asyncio.to_thread(svc.relay.wait, 10)
     await asyncio.sleep(duration)
     await asyncio.to_thread(svc.start_relay)
-    return f"relay pid {pid} SIGKILLed with traffic in flight, restarted as pid {svc.relay.pid}"
+    return f"{svc.relay_command} pid {pid} SIGKILLed with traffic in flight, restarted as pid {svc.relay.pid}"
 
 
 async def store_lock(svc: Services, duration: float) -> str:
@@ -310,5 +337,5 @@ async def store_restart(svc: Services, duration: float) -> str:
     return f"PostgreSQL quarantine stopped (fast: sessions cut) for {duration:.0f}s, then started"
 
 
-FAULTS = {f.__name__: f for f in (clamd_kill, clamd_hang, sink_refuse, sink_drop, sink_slow, relay_kill, store_lock,
-                                  store_restart)}
+FAULTS = {f.__name__: f for f in (clamd_kill, clamd_hang, sink_refuse, sink_drop, sink_slow, sink_down, sink_busy,
+                                  sink_rcpt_4xx, relay_kill, store_lock, store_restart)}

@@ -1,10 +1,13 @@
 """Soak run: thousands of mixed messages through the real relay while its services fail.
 
-    .venv/bin/python -m tests.soak.run --messages 3000            # make soak
-    .venv/bin/python -m tests.soak.run --messages 300 --short     # what CI runs (tests/soak/test_soak.py)
+    .venv/bin/python -m tests.soak.run --messages 3000                   # make soak
+    .venv/bin/python -m tests.soak.run --messages 300 --short            # what CI runs (tests/soak/test_soak.py)
+    .venv/bin/python -m tests.soak.run --messages 1000 --front milter    # make soak-milter
 
 The relay (``relay serve`` with ``policies/icmp-email-use.yaml``), a private
 clamd and an aiosmtpd capture sink run for real (:mod:`tests.soak.faults`).
+With ``--front milter`` the client talks to a private Postfix whose
+``smtpd_milters`` is ``relay milter`` (:mod:`tests.soak.milter_front`).
 The messages are the shipped policy's corpus (``tests/data/policy-cases``:
 clean, tagged, held, rejected, with attachments, malware and personal data)
 mixed with generated clean mail, each with its own Message-ID. The client
@@ -12,27 +15,25 @@ behaves like an MTA: a 4xx or a broken session is retried with backoff
 (bounded attempts and time), a 5xx is final. Faults (see ``faults.py``) start
 on a schedule tied to how far the traffic has got, so each one meets traffic.
 
-At the end every message is accounted for: delivered (by Message-ID at the
-sink), held (by SHA-256 in ``relay quarantine list --json``) or rejected (5xx
-received). A message is *lost* when the client heard 250 and the message is
-neither at the sink nor held, or when the client gave up. A second delivery is
+At the end every message is accounted for (:mod:`tests.soak.accounting`):
+delivered (by Message-ID at the sink), held (in the relay's quarantine) or
+rejected (5xx received); anything else is lost. A second delivery is
 allowed only where the client saw a DATA attempt fail after the data was sent
 (the next hop accepted, the relay's 250 never arrived: the documented duplicate
-window); those are counted separately. The run prints the counts, the fault
-schedule, the sustained rate and the relay's peak RSS, writes them as JSON with
-``--json PATH``, and exits 1 if anything was lost or a verdict went wrong.
+window); those are counted separately. With the milter front, Postfix's queue
+is flushed until empty first (mail the sink deferred). The run prints the
+counts, the fault schedule, the sustained rate and the relay's peak RSS, writes
+them as JSON with ``--json PATH``, and exits 1 if anything was lost, a verdict
+went wrong or a fault could not be injected.
 """
-
 from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import hashlib
 import json
 import random
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,16 +45,21 @@ import aiosmtplib
 import yaml
 
 from tests.soak import faults as F
+from tests.soak.accounting import account, held_hashes, held_message_ids, ok, print_report, steady_rate
 
 CASES = F.ROOT / "tests" / "data" / "policy-cases"
-FULL_SCHEDULE = ["clamd_kill", "sink_slow", "relay_kill", "clamd_hang", "sink_refuse", "store_lock",
-                 "sink_drop", "relay_kill", "clamd_kill", "store_restart"]
-SHORT_SCHEDULE = ["clamd_kill", "relay_kill", "sink_drop", "store_lock"]
+FULL_SCHEDULE = ["clamd_kill", "sink_slow", "relay_kill", "sink_down", "clamd_hang", "sink_refuse", "store_lock",
+                 "sink_rcpt_4xx", "sink_drop", "relay_kill", "sink_busy", "clamd_kill", "store_restart"]
+SHORT_SCHEDULE = ["clamd_kill", "sink_down", "relay_kill", "sink_rcpt_4xx", "sink_drop", "sink_busy", "store_lock"]
+# --front milter: the relay's faults as before (relay_kill SIGKILLs `relay milter`); the sink's make Postfix queue
+MILTER_SCHEDULE = ["clamd_kill", "sink_refuse", "relay_kill", "clamd_hang", "sink_down", "store_lock",
+                   "relay_kill", "sink_rcpt_4xx", "clamd_kill", "sink_busy"]
+MILTER_SHORT_SCHEDULE = ["relay_kill", "sink_down", "clamd_hang", "store_lock"]
 DURATIONS = {"clamd_kill": 3.0, "clamd_hang": 5.0, "sink_refuse": 3.0, "sink_drop": 3.0, "sink_slow": 5.0,
+             "sink_down": 4.0, "sink_busy": 3.0, "sink_rcpt_4xx": 3.0,
              "relay_kill": 0.5, "store_lock": 12.0,     # store_lock: past the SQLite store's 10 s busy timeout
              "store_restart": 4.0}
 _EXPECT = {"accept": "delivered", "tag": "delivered", "hold": "held", "reject": "rejected"}
-_MID = re.compile(rb"(?im)^message-id:[ \t]*(<[^>\r\n]*>)")
 
 
 @dataclass
@@ -219,75 +225,54 @@ async def run_traffic(svc: F.Services, items: list[Item], schedule: list[str], a
     return log, elapsed
 
 
-def held_hashes(svc: F.Services) -> collections.Counter:
-    out = subprocess.run([sys.executable, "-m", "relay.cli", "quarantine", "list", "--json", "--limit", "100000"],
-                         env=svc.env(), cwd=F.ROOT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
-    if out.returncode:
-        raise RuntimeError(f"relay quarantine list failed: {out.stderr[-2000:]}")
-    return collections.Counter(row["sha256"] for row in json.loads(out.stdout))
-
-
-def account(items: list[Item], sink_messages, held: collections.Counter) -> dict:
-    delivered = collections.Counter()
-    notices = 0
-    for captured in sink_messages:
-        m = _MID.search(captured.data.partition(b"\r\n\r\n")[0])
-        mid = m.group(1).decode() if m else ""
-        if mid.startswith("<soak-"):
-            delivered[mid] += 1
-        else:
-            notices += 1                       # sender notices (notify_sender rules) from the relay itself
-    counts = collections.Counter(i.outcome for i in items)
-    lost, wrong, dup, dup_unexplained, held_dup = [], [], 0, [], 0
-    for i in items:
-        at_sink, in_store = delivered[i.message_id], held[i.sha256]
-        if i.outcome == "gave_up":
-            lost.append((i.n, i.kind, "client gave up", i.attempts[-5:]))
-        elif i.outcome == "delivered" and not at_sink:
-            lost.append((i.n, i.kind, "250 but not at the next hop", i.reply))
-        elif i.outcome.startswith("held") and not in_store:
-            lost.append((i.n, i.kind, "held reply but not in the quarantine", i.reply))
-        if i.outcome in ("delivered", "held", "held+delivered", "rejected") and i.outcome != i.expect:
-            wrong.append((i.n, i.kind, f"expected {i.expect}, got {i.outcome}", i.reply))
-        if i.outcome == "rejected" and at_sink:
-            wrong.append((i.n, i.kind, "rejected but delivered", i.reply))
-        if at_sink > 1:
-            dup += at_sink - 1
-            if at_sink - 1 > i.after_data_failures:
-                dup_unexplained.append((i.n, i.kind, at_sink, i.attempts))
-        held_dup += max(0, in_store - 1)
-    retries = sum(len(i.attempts) - 1 for i in items)
-    return {"messages": len(items), "outcomes": dict(counts), "lost": len(lost), "lost_detail": lost[:20],
-            "wrong_verdict": len(wrong), "wrong_detail": wrong[:20],
-            "duplicate_deliveries": dup, "duplicates_unexplained": len(dup_unexplained),
-            "duplicate_detail": dup_unexplained[:20], "duplicate_holds": held_dup,
-            "sink_deliveries": sum(delivered.values()), "sender_notices": notices,
-            "held_rows": sum(held.values()), "retried_attempts": retries}
+def default_schedule(front: str, short: bool) -> list[str]:
+    if front == "milter":
+        return MILTER_SHORT_SCHEDULE if short else MILTER_SCHEDULE
+    return SHORT_SCHEDULE if short else FULL_SCHEDULE
 
 
 async def main_async(args) -> dict:
     items = workload(args.messages, args.seed)
-    schedule = args.faults.split(",") if args.faults else (SHORT_SCHEDULE if args.short else FULL_SCHEDULE)
+    schedule = args.faults.split(",") if args.faults else default_schedule(args.front, args.short)
     unknown = [f for f in schedule if f and f not in F.FAULTS]
     if unknown:
         raise SystemExit(f"unknown faults {unknown}; known: {sorted(F.FAULTS)}")
     schedule = [f for f in schedule if f]
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="relay-soak-"))
-    svc = await asyncio.to_thread(F.Services(workdir, store=args.store).start)
-    rss = F.RssMonitor(svc.relay_pid).start()
+    workdir.mkdir(parents=True, exist_ok=True)
+    if args.front == "milter":
+        if args.store != "sqlite":
+            raise SystemExit("--front milter runs with the SQLite store only")
+        from tests.soak.milter_front import MilterServices
+
+        svc = MilterServices(workdir)
+    else:
+        svc = F.Services(workdir, store=args.store)
+    rss = F.RssMonitor(svc.relay_pid)
+    drained: dict = {}
     try:
-        print(f"soak: {len(items)} messages, concurrency {args.concurrency}, faults {schedule}, in {workdir}", flush=True)
+        await asyncio.to_thread(svc.start)
+        rss.start()
+        print(f"soak: {len(items)} messages, front {args.front}, concurrency {args.concurrency}, faults {schedule},"
+              f" in {workdir}", flush=True)
         fault_log, elapsed = await run_traffic(svc, items, schedule, args)
         steady = steady_rate(items, fault_log, elapsed)
         for entry in fault_log:
             entry.pop("t0")
         rss.sample()
+        if args.front == "milter":                       # mail the sink deferred waits in Postfix's queue
+            left, took = await asyncio.to_thread(svc.drain_mta)
+            drained = {"mta_queue_left": left, "mta_drain_s": took, **svc.mta_counts()}
+            held = await asyncio.to_thread(held_message_ids, svc.db_path)
+        else:
+            held = await asyncio.to_thread(held_hashes, svc)
         await asyncio.sleep(0.5)                         # the sink thread stores its last message
-        report = account(items, list(svc.sink.messages), await asyncio.to_thread(held_hashes, svc))
+        report = account(items, list(svc.sink.messages), held, args.front)
     finally:
         rss.stop()
         await asyncio.to_thread(svc.stop)
-    report.update({"elapsed_s": round(elapsed, 1), "rate_msg_s": round(len(items) / elapsed, 1),
+    report.update(drained)
+    report.update({"front": args.front, "elapsed_s": round(elapsed, 1), "rate_msg_s": round(len(items) / elapsed, 1),
                    "rate_between_faults_msg_s": steady, "store": args.store, "concurrency": args.concurrency,
                    "relay_peak_rss_mb": round(rss.peak_kb / 1024, 1), "relay_starts": svc.relay_starts,
                    "faults": fault_log, "faults_failed": sum("FAULT FAILED" in f["what"] for f in fault_log),
@@ -295,52 +280,13 @@ async def main_async(args) -> dict:
     return report
 
 
-def steady_rate(items: list[Item], fault_log: list[dict], elapsed: float, settle: float = 5.0) -> float | None:
-    """Messages answered per second outside the fault windows (each plus ``settle`` s of recovery);
-    None when less than 10 s of the run was outside them."""
-    if not fault_log:
-        return round(len(items) / elapsed, 1)
-    t0 = fault_log[0]["t0"]
-    windows: list[list[float]] = []
-    for a, b in sorted((f["start_s"], min(f["end_s"] + settle, elapsed)) for f in fault_log):
-        if windows and a <= windows[-1][1]:
-            windows[-1][1] = max(windows[-1][1], b)
-        else:
-            windows.append([a, b])
-    quiet = elapsed - sum(b - a for a, b in windows)
-    if quiet < 10:
-        return None
-    outside = [i for i in items if not any(a <= i.done_at - t0 <= b for a, b in windows)]
-    return round(len(outside) / quiet, 1)
-
-
-def print_report(r: dict) -> None:
-    print("\n== soak result ==")
-    print(f"messages {r['messages']}: " + ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items())))
-    print(f"LOST {r['lost']}   wrong verdicts {r['wrong_verdict']}   duplicate deliveries {r['duplicate_deliveries']}"
-          f" (unexplained {r['duplicates_unexplained']})   duplicate holds {r['duplicate_holds']}")
-    print(f"at the next hop {r['sink_deliveries']} (+{r['sender_notices']} sender notices); held rows {r['held_rows']};"
-          f" retried attempts {r['retried_attempts']}; relay started {r['relay_starts']}x")
-    print(f"elapsed {r['elapsed_s']} s, sustained {r['rate_msg_s']} msg/s (faults included),"
-          f" {r['rate_between_faults_msg_s']} msg/s between faults; concurrency {r['concurrency']};"
-          f" store {r['store']}; relay peak RSS {r['relay_peak_rss_mb']} MB")
-    print(f"faults ({len(r['faults'])}, failed to inject: {r['faults_failed']}):")
-    for f in r["faults"]:
-        print(f"  {f['start_s']:7.1f}-{f['end_s']:.1f}s after msg {f['at_message']}: {f['fault']}: {f['what']}")
-    for key in ("lost_detail", "wrong_detail", "duplicate_detail"):
-        for row in r[key]:
-            print(f"  {key}: {row}")
-
-
-def ok(r: dict) -> bool:
-    return not (r["lost"] or r["wrong_verdict"] or r["duplicates_unexplained"] or r["faults_failed"])
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--messages", type=int, default=3000)
     p.add_argument("--concurrency", type=int, default=6)
     p.add_argument("--short", action="store_true", help="fewer faults (CI)")
+    p.add_argument("--front", choices=("smtp", "milter"), default="smtp",
+                   help="smtp: client -> relay serve -> sink; milter: client -> Postfix (relay milter) -> sink")
     p.add_argument("--faults", default="", help="comma-separated schedule, e.g. clamd_kill,relay_kill")
     p.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",
                    help="quarantine backend (postgres: a private server, stopped and started by store_restart)")
