@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test deps soak bench bench-smtp eval fuzz clean
+.PHONY: run test deps soak soak-milter bench bench-smtp eval fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,13 @@ eval: $(STAMP)
 soak: deps $(STAMP)
 	$(PY) -m tests.soak.run --messages 3000
 
+## the same through a private Postfix with `relay milter` as its smtpd_milters
+soak-milter: deps $(STAMP)
+	$(PY) -m tests.soak.run --messages 1000 --front milter
+
 ## coverage-guided fuzzing of the MIME parser, bounded in time
 fuzz: $(STAMP)
+	$(VENV)/bin/pip install -q -e '.[fuzz]'
 	fuzz/run.sh 60
 
 clean:

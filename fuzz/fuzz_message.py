@@ -137,11 +137,13 @@ def mutate(rng: random.Random, data: bytes, pool: list[bytes]) -> bytes:
 
 
 def fallback(argv: list[str]) -> int:
-    seconds = 60.0
+    seconds, prefix = 60.0, ""
     dirs = []
     for arg in argv:
         if arg.startswith("-max_total_time="):
             seconds = float(arg.split("=", 1)[1])
+        elif arg.startswith("-artifact_prefix="):
+            prefix = arg.split("=", 1)[1]
         elif not arg.startswith("-"):
             dirs.append(Path(arg))
     for d in dirs:
@@ -152,18 +154,19 @@ def fallback(argv: list[str]) -> int:
         seed_corpus(d)
     pool = [p.read_bytes() for d in dirs for p in sorted(d.iterdir())] or seeds()
     rng, runs, deadline = random.Random(), 0, time.monotonic() + seconds
-    print(f"atheris is not installed: random mutation loop for {seconds:.0f}s (no coverage guidance)")
+    print(f"WARNING: atheris is not installed: random mutation loop for {seconds:.0f}s, NOT coverage-guided"
+          " (pip install -e '.[fuzz]')", file=sys.stderr, flush=True)
     while time.monotonic() < deadline:
         data = mutate(rng, rng.choice(pool), pool)
         try:
             check(data)
         except Exception:
-            out = Path(f"crash-{int(time.time())}")
+            out = Path(f"{prefix}crash-{int(time.time())}")
             out.write_bytes(data)
             print(f"crash after {runs} runs, input saved to {out}")
             raise
         runs += 1
-    print(f"done: {runs} inputs, no failure")
+    print(f"done: {runs} inputs, no failure (random mutation loop, NOT coverage-guided)")
     return 0
 
 
