@@ -1,4 +1,5 @@
-"""``relay milter``: run the milter front in the foreground (Postfix ``smtpd_milters``).
+"""``relay milter``: run the milter front in the foreground (Postfix ``smtpd_milters``, Sendmail
+``INPUT_MAIL_FILTER``: ``deploy/postfix/milter.md``, ``deploy/sendmail/README.md``).
 
 Same settings as ``relay serve`` (``--config`` / ``RELAY_*``); it listens on
 ``milter_listen`` (``inet:host:port`` or ``unix:/path``). The pipeline is

@@ -1,6 +1,6 @@
 """The milter front's act stage: one verdict -> milter actions and the final reply.
 
-How each verdict maps (``deploy/postfix/README-milter.md`` says the same to operators):
+How each verdict maps (``deploy/postfix/milter.md`` says the same to operators):
 
 =================  ==========================================================
 verdict            what the MTA is told at end of body
@@ -17,6 +17,9 @@ accept / tag       forged verdict fields removed (``SMFIR_CHGHEADER`` with an
                    ``X-Policy-Action``/``X-Policy-Rules`` and the rule's extra
                    headers inserted on top (``SMFIR_INSHEADER``), then the
                    DKIM signature inserted on top of those, then ``SMFIR_CONTINUE``
+past the deadline  ``SMFIR_REPLYCODE`` :data:`DEADLINE_PASSED` (``451 4.3.0``), sent by
+                   the server when deciding and acting outlast
+                   ``server.decision_deadline``
 =================  ==========================================================
 
 Why discard + our own quarantine rather than ``SMFIR_QUARANTINE`` (the
@@ -57,6 +60,10 @@ class Outcome:
     quarantine_id: str | None = None
     recipients: dict[str, list[str]] | None = None
     error: str = ""
+
+
+# Deciding and acting outlasted ``server.decision_deadline`` (only the milter front has one).
+DEADLINE_PASSED = replies.reply(451, "Content checks did not finish in time, try again later", "4.3.0")
 
 
 def refuse(reply: Reply, **fields) -> Outcome:

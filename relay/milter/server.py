@@ -18,8 +18,11 @@ body chunks arrive (``552 5.3.4`` at the first chunk past the cap, nothing
 kept past it); a malformed, unknown or oversized packet closes the connection
 with a ``milter.protocol_error`` log event. While the pipeline runs,
 ``SMFIR_PROGRESS`` goes out every ``PROGRESS_INTERVAL`` seconds so a slow
-scan does not hit the MTA's ``milter_content_timeout`` early. Only the MTA's
-address is checked against ``allowed_clients`` (unix sockets: by file mode).
+scan does not hit the MTA's ``milter_content_timeout`` early; deciding and
+acting are bounded by :func:`decision_deadline`, past which the relay answers
+``451 4.3.0`` itself (``act.DEADLINE_PASSED``), so only a blocked process ever
+reaches the MTA's timeout. Only the MTA's address is checked against
+``allowed_clients`` (unix sockets: by file mode).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from relay.log import decision_event
 from relay.milter import act as act_mod
 from relay.milter import protocol as p
 from relay.quarantine import notify
+from relay.quarantine.sqlite import HOLD_TIMEOUT
 from relay.verdict import Action
 from relay.replies import Reply
 
@@ -45,6 +49,23 @@ log = structlog.get_logger("relay.milter")
 
 PROGRESS_INTERVAL = 10.0
 READ_SIZE = 65536
+# Parsing, the policy and DKIM signing have no timeout of their own: CPU work of well under a
+# second each on a message within max_message_size; the rest of the margin is scheduling slack.
+DEADLINE_MARGIN = 10.0
+
+
+def decision_deadline(settings: Settings, store=None) -> float:
+    """How long deciding and acting on one message may take before the relay answers 451 itself.
+
+    The stages' own bounds, one after the other as the pipeline runs them: text extraction
+    (``extract_timeout``), the scanners (``scan_timeout``; they run side by side), then the
+    quarantine write when there is a store (``HOLD_TIMEOUT``; PostgreSQL's ``OP_TIMEOUT`` is the
+    same 60 s), plus ``DEADLINE_MARGIN``. 150 s with the default settings: under Postfix's
+    ``milter_content_timeout`` and Sendmail's ``T=E:`` (both 300 s by default), which only a
+    blocked process then reaches (``deploy/postfix/milter.md``).
+    """
+    store_bound = HOLD_TIMEOUT if store is not None else 0.0
+    return settings.extract_timeout + settings.scan_timeout + store_bound + DEADLINE_MARGIN
 
 
 @dataclass(slots=True)
@@ -92,6 +113,7 @@ class MilterServer:
         self.signer = signer
         self.sessions: set[MilterSession] = set()
         self.draining = False
+        self.deadline = decision_deadline(settings, store)
 
     async def handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = MilterSession(self, reader, writer)
@@ -313,14 +335,24 @@ class MilterSession:
         outcome = act_mod.Outcome((p.encode_tempfail(),))
         self.deciding = True
         keepalive = asyncio.create_task(self._keepalive())
+        deadline = asyncio.timeout(self.server.deadline)
         try:
-            decision = await self.server.pipeline.decide(envelope, raw)
-            outcome = await act_mod.act(decision, envelope, raw, tx.recipients, self.settings,
-                                        store=self.server.store, signer=self.server.signer,
-                                        leading_space=self.agreed.leading_space)
+            async with deadline:
+                decision = await self.server.pipeline.decide(envelope, raw)
+                outcome = await act_mod.act(decision, envelope, raw, tx.recipients, self.settings,
+                                            store=self.server.store, signer=self.server.signer,
+                                            leading_space=self.agreed.leading_space)
         except Exception as exc:  # noqa: BLE001 - anything unexpected: 451, traceback logged, nothing lost
-            self.log.error("message.error", error=type(exc).__name__, exc_info=exc)
-            outcome = act_mod.refuse(replies.INTERNAL_ERROR, error=type(exc).__name__)
+            if deadline.expired():
+                # Stuck past every stage's own bound: 451 now (the MTA keeps the message) rather
+                # than the MTA's milter timeout later. A hold may have become durable meanwhile:
+                # the retry then leaves a second copy in the quarantine, never a lost one.
+                self.log.warning("milter.deadline", deadline=self.server.deadline,
+                                 stage="decide" if decision is None else "act")
+                outcome = act_mod.refuse(act_mod.DEADLINE_PASSED, error="deadline")
+            else:
+                self.log.error("message.error", error=type(exc).__name__, exc_info=exc)
+                outcome = act_mod.refuse(replies.INTERNAL_ERROR, error=type(exc).__name__)
         finally:
             keepalive.cancel()
             await asyncio.gather(keepalive, return_exceptions=True)

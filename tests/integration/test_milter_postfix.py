@@ -8,8 +8,10 @@ the policy's 550 text visible to the SMTP client; personal data to an external r
 held (250 from Postfix, nothing at the sink) and released once by ``relay quarantine release``;
 a mixed message is delivered to the internal recipient only and held for the external one;
 ``relay milter`` stopped -> Postfix tempfails (milter_default_action = tempfail).
-The raw milter packets of one session are recorded for the codec's unit tests
-(``tests/unit/milter/data/postfix-session.bin``) when RECORD_MILTER is set.
+``relay milter`` blocked (SIGSTOP) mid-message -> Postfix tempfails at its
+milter_content_timeout. The raw milter packets of one session are recorded for the codec's
+unit tests (``tests/unit/milter/data/postfix-to-milter.bin`` and ``milter-to-postfix.bin``)
+when RECORD_MILTER is set.
 """
 
 from __future__ import annotations
@@ -298,6 +300,38 @@ def test_milter_down_postfix_tempfails(chain):
     code, text = submit(postfix, ["bob@partner.example"], message())
     assert 400 <= code < 500, (code, text)
     assert sink.messages == []
+
+
+def test_milter_blocked_mid_message_postfix_tempfails_at_its_content_timeout(make_sink, make_postfix, start_milter):
+    """A `relay milter` that stops answering (SIGSTOP: no keepalive, no deadline of its own can
+    run) after it took the connection: Postfix's milter_content_timeout (5 s here) applies
+    milter_default_action = tempfail, the client gets a 4xx, nothing reaches the sink."""
+    sink = make_sink()
+    milter = start_milter(sink.port)
+    postfix = make_postfix(relay_to=sink.port, main={
+        "smtpd_milters": f"inet:127.0.0.1:{milter.port}", "milter_default_action": "tempfail",
+        "milter_protocol": "6", "milter_command_timeout": "5s", "milter_content_timeout": "5s"})
+    with smtplib.SMTP(postfix.host, postfix.port, timeout=30) as client:
+        client.ehlo("client.example.ac.uk")
+        assert client.mail(SENDER)[0] == 250
+        code, text = client.rcpt("bob@partner.example")      # Postfix waited for the milter's answer
+        assert code == 250, text
+        milter.proc.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            code, text = client.data(message())
+            elapsed = time.monotonic() - started
+        finally:
+            milter.proc.send_signal(signal.SIGCONT)
+    assert code == 451 and b"4.7.1" in text, (code, text)
+    assert 4.0 <= elapsed < 20.0, elapsed                     # Postfix's timeout, not ours, answered
+    postfix.wait_for_log(r"milter inet:127\.0\.0\.1:\d+: can't read SMFIC_\w+ reply packet header: "
+                         r"Connection timed out")
+    postfix.wait_for_log(r"milter-reject: END-OF-MESSAGE .*4\.7\.1 Service unavailable")
+    milter.wait_for_event("milter.transaction_abandoned")     # resumed: the half message is dropped
+    assert milter.events("decision") == []
+    assert sink.messages == [] and postfix.queue_files() == []
+    assert milter.stop() == 0
 
 
 class RecordingProxy:

@@ -16,7 +16,7 @@ from relay.milter import protocol as p
 from relay.milter import server, serving
 from relay.organisation import Organisation
 from relay.pipeline import Pipeline
-from relay.quarantine import open_store
+from relay.quarantine import open_store, postgres
 from relay.verdict import Action, RuleMatch, TagSpec, Verdict
 
 POSTFIX_OFFER = p.encode(p.OPTNEG, b"\0\0\0\6\0\0\1\xff\0\x1f\xff\xff")
@@ -92,9 +92,9 @@ class SlowScanner:
 
 @contextlib.asynccontextmanager
 async def running(make_settings, policy=None, store=None, scanners=(), listen="inet:127.0.0.1:0", stop=None,
-                  **overrides):
+                  pipeline=None, **overrides):
     settings = make_settings(milter_listen=listen, **overrides)
-    pipeline = Pipeline(settings, policy or StubPolicy(), list(scanners))
+    pipeline = pipeline or Pipeline(settings, policy or StubPolicy(), list(scanners))
     stop = stop or asyncio.Event()
     bound = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(serving.serve(settings, stop.wait, pipeline=pipeline, store=store,
@@ -433,3 +433,66 @@ def test_a_hold_tells_the_sender_when_the_rule_asks(make_settings, make_sink, tm
     assert notice.rcpt_tos == ("alice@example.ac.uk",) and notice.mail_from in ("", "<>")
     text = email.message_from_bytes(notice.data, policy=email.policy.default).get_body().get_content()
     assert held.id in text and "rule-hold" in text
+
+
+class NeverFinishes:
+    """A pipeline stuck for good (a coroutine that never returns: a real stage can't be made to
+    hang on purpose, each has its own timeout). Counts how often it was asked."""
+
+    def __init__(self) -> None:
+        self.policy = StubPolicy()
+        self.started = 0
+
+    async def decide(self, envelope, raw):
+        self.started += 1
+        await asyncio.Event().wait()
+
+
+def test_decision_deadline_is_the_stage_bounds_plus_margin_and_under_the_mta_timeouts(make_settings):
+    settings = make_settings()
+    with_store = server.decision_deadline(settings, store=object())
+    assert with_store == (settings.extract_timeout + settings.scan_timeout + server.HOLD_TIMEOUT
+                          + server.DEADLINE_MARGIN)
+    assert server.decision_deadline(settings) == with_store - server.HOLD_TIMEOUT
+    assert with_store < 300          # Postfix's milter_content_timeout and Sendmail's T=E: defaults
+    assert postgres.OP_TIMEOUT <= server.HOLD_TIMEOUT           # the bound covers either store
+
+
+def test_a_pipeline_that_never_finishes_gets_451_within_the_deadline(make_settings, monkeypatch):
+    monkeypatch.setattr(server, "PROGRESS_INTERVAL", 0.05)
+    monkeypatch.setattr(server, "DEADLINE_MARGIN", 0.2)
+    pipeline = NeverFinishes()
+
+    async def go():
+        async with running(make_settings, pipeline=pipeline, scan_timeout=0.2, extract_timeout=0.1) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                writer.write(mta((["bob@partner.example"], HEADERS, b"x\r\n"), quit=False))
+                decoder, packets = p.Decoder(), []
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                async with asyncio.timeout(5):
+                    while not packets or packets[-1].command != p.REPLYCODE:
+                        packets += decoder.feed(await reader.read(65536))
+                elapsed = loop.time() - started
+                await asyncio.sleep(0.3)                          # keepalives stop with the answer
+                writer.write(p.encode(p.QUIT))
+                async with asyncio.timeout(5):
+                    packets += decoder.feed(await reader.read())  # until the server closes
+            finally:
+                writer.close()
+                await writer.wait_closed()
+        return packets, elapsed
+
+    with capture_logs() as logs:
+        packets, elapsed = asyncio.run(go())
+    answer = p.Packet(p.REPLYCODE, b"451 4.3.0 Content checks did not finish in time, try again later\0")
+    assert answer in packets and 0.45 <= elapsed < 2.0, elapsed
+    after = packets[packets.index(answer) + 1:]
+    assert after == [] and cmds(packets).count(p.PROGRESS) >= 2
+    assert pipeline.started == 1
+    [warning] = [e for e in logs if e["event"] == "milter.deadline"]
+    assert warning["deadline"] == pytest.approx(0.5) and warning["stage"] == "decide"
+    assert not any(e["event"] == "message.error" for e in logs)
+    [event] = decisions(logs)
+    assert event["action"] == "error" and event["error"] == "deadline" and event["reply"] == "451 4.3.0"
