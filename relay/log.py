@@ -55,8 +55,12 @@ def decision_event(*, message_id: str, session_id: str, client: dict[str, str], 
     failed, without details that could carry message content). Addresses are
     cleaned; findings go through ``Finding.as_dict`` (already redacted); reply
     text is not logged, only its codes. Timings are in milliseconds.
+    ``rules`` lists every matching rule in policy-file order (the built-in
+    ``defaults.scanner_failure`` last); ``deciding_rule`` names the one a reply
+    cites (``Verdict.deciding``), or is null when no enforced rule set the action.
     """
     verdict = decision.verdict if decision is not None else None
+    deciding = verdict.deciding if verdict is not None else None
     all_timings = dict(decision.timings) if decision is not None else {}
     all_timings.update(timings or {})
     event: dict[str, object] = {
@@ -67,6 +71,7 @@ def decision_event(*, message_id: str, session_id: str, client: dict[str, str], 
         "size": size,
         "action": action or (str(verdict.action) if verdict is not None else "error"),
         "rules": [m.as_dict() for m in verdict.matches] if verdict is not None else [],
+        "deciding_rule": deciding.rule_id if deciding is not None else None,
         "findings": [f.as_dict() for f in decision.findings] if decision is not None else [],
         "quarantine_id": quarantine_id,
         "policy_version": verdict.policy_version if verdict is not None else "",
