@@ -123,6 +123,8 @@ UPSTREAM_LOST = reply(451, "Next hop session lost, try again later", "4.4.2")
 QUARANTINE_UNAVAILABLE = reply(451, "Quarantine unavailable, try again later", "4.3.0")
 QUARANTINE_NOT_CONFIGURED = reply(451, "Message must be held but no quarantine is configured, try again later", "4.3.0")
 INTERNAL_ERROR = reply(451, "Internal error, try again later", "4.3.0")
+# Deciding and acting outlasted the milter front's deadline (relay.milter.server.decision_deadline).
+DEADLINE_PASSED = reply(451, "Content checks did not finish in time, try again later", "4.3.0")
 
 
 def rejected(reason: str, rule_id: str, clause: str) -> Reply:

@@ -17,7 +17,7 @@ accept / tag       forged verdict fields removed (``SMFIR_CHGHEADER`` with an
                    ``X-Policy-Action``/``X-Policy-Rules`` and the rule's extra
                    headers inserted on top (``SMFIR_INSHEADER``), then the
                    DKIM signature inserted on top of those, then ``SMFIR_CONTINUE``
-past the deadline  ``SMFIR_REPLYCODE`` :data:`DEADLINE_PASSED` (``451 4.3.0``), sent by
+past the deadline  ``SMFIR_REPLYCODE`` :data:`relay.replies.DEADLINE_PASSED` (``451 4.3.0``), sent by
                    the server when deciding and acting outlast
                    ``server.decision_deadline``
 =================  ==========================================================
@@ -62,8 +62,6 @@ class Outcome:
     error: str = ""
 
 
-# Deciding and acting outlasted ``server.decision_deadline`` (only the milter front has one).
-DEADLINE_PASSED = replies.reply(451, "Content checks did not finish in time, try again later", "4.3.0")
 
 
 def refuse(reply: Reply, **fields) -> Outcome:

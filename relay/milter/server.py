@@ -20,7 +20,7 @@ with a ``milter.protocol_error`` log event. While the pipeline runs,
 ``SMFIR_PROGRESS`` goes out every ``PROGRESS_INTERVAL`` seconds so a slow
 scan does not hit the MTA's ``milter_content_timeout`` early; deciding and
 acting are bounded by :func:`decision_deadline`, past which the relay answers
-``451 4.3.0`` itself (``act.DEADLINE_PASSED``), so only a blocked process ever
+``451 4.3.0`` itself (``replies.DEADLINE_PASSED``), so only a blocked process ever
 reaches the MTA's timeout. Only the MTA's address is checked against
 ``allowed_clients`` (unix sockets: by file mode).
 """
@@ -349,7 +349,7 @@ class MilterSession:
                 # the retry then leaves a second copy in the quarantine, never a lost one.
                 self.log.warning("milter.deadline", deadline=self.server.deadline,
                                  stage="decide" if decision is None else "act")
-                outcome = act_mod.refuse(act_mod.DEADLINE_PASSED, error="deadline")
+                outcome = act_mod.refuse(replies.DEADLINE_PASSED, error="deadline")
             else:
                 self.log.error("message.error", error=type(exc).__name__, exc_info=exc)
                 outcome = act_mod.refuse(replies.INTERNAL_ERROR, error=type(exc).__name__)
