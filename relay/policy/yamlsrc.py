@@ -76,11 +76,42 @@ def load(text: str, path: str) -> Any:
     try:
         return loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 0
-        what = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise PolicyError(f"{path}:{line}: not valid YAML: {what}") from None
+        raise PolicyError(syntax_error(exc, text, path)) from None
     except yaml.YAMLError as exc:
         raise PolicyError(f"{path}: not valid YAML: {exc}") from None
     finally:
         loader.dispose()
+
+
+def syntax_error(exc: yaml.MarkedYAMLError, text: str, path: str) -> str:
+    """PyYAML's error as ``path:line: not valid YAML: ...``, naming both places it knows.
+
+    PyYAML marks where it gave up (``problem_mark``) and, for many errors,
+    where the construct it was reading started (``context_mark``): for an
+    unclosed ``{`` the problem is on a later line and the mistake on the
+    context's. The message gives both lines. The leading line is the
+    problem's, except when the problem is the end of the file (nothing there to
+    fix): then the context's, or the last line with text on it.
+    """
+    problem, context = exc.problem_mark, exc.context_mark
+    end = len(text.rstrip())
+
+    def at_end(mark) -> bool:
+        return mark is not None and mark.index >= end
+
+    if problem is not None and not at_end(problem):
+        line = problem.line + 1
+    elif context is not None and not at_end(context):
+        line = context.line + 1
+    else:
+        line = text[:end].count("\n") + 1
+    what = exc.problem or "syntax error"
+    if at_end(problem):
+        what += "" if "stream" in what else " at the end of the file"
+    elif problem is not None:
+        what += f" (line {problem.line + 1}, column {problem.column + 1})"
+    if exc.context:
+        what += f", {exc.context}"
+        if context is not None and not at_end(context):
+            what += f" that starts at line {context.line + 1}, column {context.column + 1}"
+    return f"{path}:{line}: not valid YAML: {what}"

@@ -176,7 +176,9 @@ BAD = [
     (text_with(GOOD_RULE.replace("virus {signature}", "two\\nlines")), 12, r"expected one line of text"),
     (text_with(GOOD_RULE.replace("virus {signature}", "bell\\a")), 12, r"no line breaks or other control characters"),
     (text_with(GOOD_RULE) + "rules: []\n", 15, r"duplicate key 'rules' \(first at line 9\)"),
-    ("organisation: [\n", 2, r"not valid YAML"),
+    ("organisation: [\n", 1, r"not valid YAML: .*'<stream end>'"),   # the end of the file: the last line with text
+    (text_with(GOOD_RULE.replace("{finding: {kind: malware}}", "{finding: {kind: malware}")), 14,
+     r"not valid YAML: expected ',' or '}'.* \(line 14, column 5\), while parsing a flow mapping that starts at line 13"),
 ]
 
 

@@ -40,6 +40,36 @@ def test_syntax_error_names_the_line():
         load("a: 1\nb: [1,\nc: }\n", "f.yaml")
 
 
+@pytest.mark.parametrize(("text", "message"), [
+    # an unclosed '{': PyYAML gives up on the next line; the context names the line with the mistake
+    ("rules:\n  - id: a\n    when: {finding: {kind: m}\n    action: reject\n",
+     "f.yaml:4: not valid YAML: expected ',' or '}', but got '<scalar>' (line 4, column 5), "
+     "while parsing a flow mapping that starts at line 3, column 11"),
+    ("a: [1, 2\nb: 3\n",
+     "f.yaml:2: not valid YAML: expected ',' or ']', but got ':' (line 2, column 2), "
+     "while parsing a flow sequence that starts at line 1, column 4"),
+    # a line indented wrongly: the problem's line leads, the block it breaks is named
+    ("a:\n  b: 1\n c: 2\n",
+     "f.yaml:3: not valid YAML: expected <block end>, but found '<block mapping start>' (line 3, column 2), "
+     "while parsing a block mapping that starts at line 1, column 1"),
+    # the problem is the end of the file: the context's line leads (nothing to fix after the last line)
+    ("a: 1\nb: [x\n\n\n",
+     "f.yaml:2: not valid YAML: expected ',' or ']', but got '<stream end>', "
+     "while parsing a flow sequence that starts at line 2, column 4"),
+    ("a: 1\nb: 'x\n",
+     "f.yaml:2: not valid YAML: found unexpected end of stream, while scanning a quoted scalar that starts at "
+     "line 2, column 4"),
+    # no context at all, or a context without a place
+    ("a: b: c\n", "f.yaml:1: not valid YAML: mapping values are not allowed here (line 1, column 5)"),
+    ("a:\n\t- 1\n", "f.yaml:2: not valid YAML: found character '\\t' that cannot start any token (line 2, column 1), "
+                    "while scanning for the next token"),
+])
+def test_syntax_error_names_the_problem_and_where_its_construct_started(text, message):
+    with pytest.raises(PolicyError) as info:
+        load(text, "f.yaml")
+    assert str(info.value) == message
+
+
 def test_complex_keys_are_refused():
     with pytest.raises(PolicyError, match=r"f.yaml:1: a key must be a plain word"):
         load("? [a, b]\n: 1\n", "f.yaml")
