@@ -1,37 +1,25 @@
-"""What tagging and DKIM signing cost per message on this machine.
+"""What DKIM signing costs per message: dkimpy as shipped beside dkimpy as the relay runs it.
 
 (Not named dkim.py: run as a script, that name would shadow dkimpy's ``dkim`` package.)
 
-    .venv/bin/python bench/dkim_sign.py [--rounds N]
+    .venv/bin/python bench/dkim_sign.py [--rounds N] [--burst N]
 
-Makes throw-away keys (RSA 2048, RSA 4096, Ed25519) in a temporary folder,
-then times ``tag`` and ``Signer.sign_sync`` on messages of 2 KB, 20 KB, 1 MB
-and 25 MB (the default size limit), and ``Signer.sign`` (worker threads) for
-200 concurrent 20 KB messages, and the longest stall a 1 ms ticker on the
-event loop sees while a 25 MB message is signed. Prints milliseconds per
-message (median).
+Both sides sign through ``relay.dkim.Signer`` (dkimpy's ``DKIM.sign``, the
+relay's header list, relaxed/relaxed) with throw-away keys (RSA 2048, Ed25519)
+on tagged messages of 20 KB and 1 MB, in one run:
 
-Recorded 2026-11-28 on the 2-core build machine while other jobs ran on it,
-so read the numbers as upper bounds (a quieter run gave half these for big
-messages). Test body: 64-byte lines ending in two spaces, the worst ordinary
-case for relaxed canonicalisation.
+- ``pure``: dkimpy's own RSA primitive (``dkim.crypto.RSASSA_PKCS1_v1_5_sign``,
+  Python ``pow``), put back for the measurement;
+- ``openssl``: what the relay runs, dkimpy with that one primitive swapped for
+  OpenSSL's (``relay.dkim.openssl_rsa_sign``).
 
-        size   tag ms  rsa-2048 ms  rsa-4096 ms   ed25519 ms
-        2000     0.11         1.24        15.64         0.44
-       20000     0.11         1.32        15.96         0.60
-     1000000     0.38        49.63        66.77        54.55
-    25000000    50.81      1446.39      1523.96      1231.83
-    rsa-2048: 200 concurrent 20 KB signs via worker threads: 0.61 s, 331 msg/s
-    rsa-4096: 200 concurrent 20 KB signs via worker threads: 2.27 s, 88 msg/s
-    ed25519: 200 concurrent 20 KB signs via worker threads: 0.59 s, 342 msg/s
-    rsa-2048: longest event-loop stall while signing 25 MB: 89.5 ms
-    rsa-4096: longest event-loop stall while signing 25 MB: 56.0 ms
-    ed25519: longest event-loop stall while signing 25 MB: 47.5 ms
-
-For comparison, dkimpy 1.1.8's ``dkim.sign`` (pure-Python RSA, regex body
-canonicalisation) on the same machine: 47 ms (2 KB), 35 ms (20 KB), 230 ms
-(1 MB), 12.1 s (25 MB) with RSA 2048, and 33 msg/s for the concurrent run,
-all of it holding the GIL.
+The swap touches RSA only: Ed25519 is PyNaCl (libsodium) on both sides, so its
+two rows differ by noise alone. Per row: ms per signature, wall and CPU
+(medians of ``--rounds`` sequential calls), msg/s of ``--burst`` concurrent ``Signer.sign``
+calls (worker threads, as the relay signs), and the longest gap a 1 ms ticker on
+the event loop sees while signatures run one at a time in a worker thread (what
+the GIL held by signing costs every other connection). Test body: 64-byte lines ending in two spaces, the worst
+ordinary case for relaxed canonicalisation. Results: bench/RESULTS.md, "DKIM signing".
 """
 
 from __future__ import annotations
@@ -43,13 +31,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import dkim as dkimpy
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from relay.config import Settings
-from relay.dkim import Signer
-from relay.tagging import tag
+from relay.dkim import PURE_RSA_SIGN, Signer, openssl_rsa_sign
+from relay.tagging import owned_names, tag
 from relay.verdict import Action, RuleMatch, TagSpec, Verdict
+
+PRIMITIVES = {"pure": PURE_RSA_SIGN, "openssl": openssl_rsa_sign}
 
 
 def message(size: int) -> bytes:
@@ -60,25 +51,57 @@ def message(size: int) -> bytes:
     return head + line * max(1, (size - len(head)) // len(line))
 
 
-def timed(fn, rounds: int) -> float:
-    times = []
+def per_signature_ms(signer: Signer, raw: bytes, own: frozenset[str], rounds: int) -> tuple[float, float]:
+    """(wall, CPU) ms per signature, medians of ``rounds`` calls one after another.
+    CPU time (this thread's) is the steadier figure on a shared machine."""
+    wall, cpu = [], []
     for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+        start, start_cpu = time.perf_counter(), time.thread_time()
+        signer.sign_sync(raw, "", own)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.thread_time() - start_cpu)
+    return statistics.median(wall) * 1000, statistics.median(cpu) * 1000
+
+
+async def burst(signer: Signer, raw: bytes, own: frozenset[str], count: int) -> float:
+    """msg/s for ``count`` concurrent signatures in worker threads, as the relay signs."""
+    start = time.perf_counter()
+    await asyncio.gather(*(signer.sign(raw, "", own) for _ in range(count)))
+    return count / (time.perf_counter() - start)
+
+
+async def loop_gap(signer: Signer, raw: bytes, own: frozenset[str], rounds: int) -> float:
+    """The longest gap (ms) a 1 ms ticker on the event loop sees while ``rounds``
+    signatures run one after another in a worker thread: the GIL signing holds."""
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    task = asyncio.create_task(ticker())
+    for _ in range(rounds):
+        await signer.sign(raw, "", own)
+    done.set()
+    await task
+    return max(gaps) * 1000
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=20, help="sequential signatures per row (median)")
+    parser.add_argument("--burst", type=int, default=100, help="concurrent signatures per row at 20 KB (1 MB: a fifth)")
     args = parser.parse_args()
     verdict = Verdict(Action.TAG, (RuleMatch("contract-external", "4.1", Action.TAG, "r"),),
                       tag=TagSpec((("X-Policy-Note", "contract language to external recipients"),), "[EXTERNAL]"))
     with tempfile.TemporaryDirectory() as tmp:
         signers = {}
         for name, key in (("rsa-2048", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
-                          ("rsa-4096", rsa.generate_private_key(public_exponent=65537, key_size=4096)),
                           ("ed25519", ed25519.Ed25519PrivateKey.generate())):
             path = Path(tmp) / f"{name}.pem"
             path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -87,42 +110,22 @@ def main() -> None:
             settings = Settings.from_mapping({"dkim_domain": "example.ac.uk", "dkim_selector": "s",
                                               "dkim_key": str(path)})
             signers[name] = Signer.from_settings(settings)
-        print(f"{'size':>8} {'tag ms':>8} " + " ".join(f"{n + ' ms':>12}" for n in signers))
-        for size in (2_000, 20_000, 1_000_000, 25_000_000):
-            raw = message(size)
-            rounds = args.rounds if size <= 1_000_000 else 3
-            tagged = tag(raw, verdict, settings)
-            row = [timed(lambda: tag(raw, verdict, settings), rounds)]
-            row += [timed(lambda s=s: s.sign_sync(tagged), rounds) for s in signers.values()]
-            print(f"{size:>8} " + " ".join(f"{v:>8.2f}" if i == 0 else f"{v:>12.2f}" for i, v in enumerate(row)))
-        raw = tag(message(20_000), verdict, settings)
-        for name, signer in signers.items():
-            async def burst(signer=signer):
-                start = time.perf_counter()
-                await asyncio.gather(*(signer.sign(raw) for _ in range(200)))
-                return time.perf_counter() - start
-            elapsed = asyncio.run(burst())
-            print(f"{name}: 200 concurrent 20 KB signs via worker threads: {elapsed:.2f} s, {200 / elapsed:.0f} msg/s")
-        big = tag(message(25_000_000), verdict, settings)
-
-        async def stall(signer) -> float:
-            """Longest gap seen by a 1 ms ticker on the event loop while a 25 MB message is signed."""
-            gaps, done = [], asyncio.Event()
-
-            async def ticker():
-                last = time.perf_counter()
-                while not done.is_set():
-                    await asyncio.sleep(0.001)
-                    now = time.perf_counter()
-                    gaps.append(now - last)
-                    last = now
-            task = asyncio.create_task(ticker())
-            await signer.sign(big)
-            done.set()
-            await task
-            return max(gaps) * 1000
-        for name, signer in signers.items():
-            print(f"{name}: longest event-loop stall while signing 25 MB: {asyncio.run(stall(signer)):.1f} ms")
+        own = owned_names(settings, verdict)
+        print(f"{'key':<9} {'size':>8} {'primitive':<8} {'ms/sig':>8} {'cpu ms':>8} {'msg/s':>8} {'loop gap ms':>12}")
+        for size in (20_000, 1_000_000):
+            raw = tag(message(size), verdict, settings)
+            rounds = args.rounds if size <= 20_000 else max(3, args.rounds // 4)
+            count = args.burst if size <= 20_000 else max(4, args.burst // 5)
+            for name, signer in signers.items():
+                for label, primitive in PRIMITIVES.items():
+                    dkimpy.RSASSA_PKCS1_v1_5_sign = primitive
+                    try:
+                        ms, cpu = per_signature_ms(signer, raw, own, rounds)
+                        rate = asyncio.run(burst(signer, raw, own, count))
+                        gap = asyncio.run(loop_gap(signer, raw, own, rounds))
+                    finally:
+                        dkimpy.RSASSA_PKCS1_v1_5_sign = openssl_rsa_sign
+                    print(f"{name:<9} {size:>8} {label:<8} {ms:>8.2f} {cpu:>8.2f} {rate:>8.0f} {gap:>12.1f}", flush=True)
 
 
 if __name__ == "__main__":
