@@ -9,6 +9,10 @@ parent before the workers start) and the parent serves the sum.
 when every readiness check passes (clamd answers PING, the store is
 writable, the next hop answers its greeting) and 503 naming the failing
 checks otherwise; checks are cached for a few seconds so probes stay cheap.
+
+``relay_quarantine_held`` is counted by the process that serves ``/metrics``
+every few seconds (:class:`HeldGauge`), whether or not anything probes
+``/readyz``.
 """
 
 from __future__ import annotations
@@ -18,9 +22,14 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from relay.errors import StoreError
+
+log = structlog.get_logger("relay.metrics")
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _SIZE_BUCKETS = (1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
@@ -35,8 +44,9 @@ SCANNER_SECONDS = Histogram("relay_scanner_seconds", "Time each scanner took, by
 SCANNER_FAILURES = Counter("relay_scanner_failures_total", "Scanner failures (scanner_unavailable findings).", ["scanner"])
 UPSTREAM_FAILURES = Counter("relay_upstream_failures_total", "Next-hop failures, by kind.", ["kind"])
 SESSIONS_OPEN = Gauge("relay_sessions_open", "Client sessions open.", multiprocess_mode="livesum")
-QUARANTINE_HELD = Gauge("relay_quarantine_held", "Messages held in the quarantine (at the last readiness check).",
+QUARANTINE_HELD = Gauge("relay_quarantine_held", "Messages held in the quarantine (counted every few seconds).",
                         multiprocess_mode="max")
+HELD_INTERVAL = 5.0   # seconds between two counts of held messages
 
 METRIC_NAMES = (
     "relay_messages_total", "relay_rule_matches_total", "relay_message_bytes_total", "relay_message_size_bytes",
@@ -146,11 +156,54 @@ async def _route(path: str, readiness: Readiness | None) -> tuple[str, bytes, st
     return "404 Not Found", b"not found\n", "text/plain"
 
 
+class HeldGauge:
+    """Keeps ``relay_quarantine_held`` current: one COUNT query every ``interval`` seconds while started
+    (the store runs it off the event loop), so the gauge is right without a readiness probe and a
+    scrape storm costs the store nothing. A failing count keeps the last value and is logged once
+    until a count succeeds again; ``/readyz`` names the store's problem."""
+
+    def __init__(self, store, interval: float = HELD_INTERVAL, timeout: float = 5.0) -> None:
+        self.store = store
+        self.interval = interval
+        self.timeout = timeout
+        self._task: asyncio.Task | None = None
+        self._failing = False
+
+    async def refresh(self) -> None:
+        """Count held messages now and set the gauge."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                held = await self.store.count("held")
+        except (StoreError, TimeoutError) as exc:
+            if not self._failing:
+                log.warning("metrics.held_count_failed", error=f"{type(exc).__name__}: {exc}"[:200])
+            self._failing = True
+            return
+        self._failing = False
+        QUARANTINE_HELD.set(held)
+
+    def start(self) -> None:
+        """Count now and then every ``interval`` seconds, on the running loop, until :meth:`stop`."""
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self.refresh()
+            await asyncio.sleep(self.interval)
+
+
 def standard_checks(settings, store=None) -> tuple[dict[str, Check], Callable[[], Awaitable[None]]]:
     """The readiness checks of a relay: clamd answers PING (any address: failover), the quarantine
-    store is writable (a rolled-back probe write; also refreshes ``relay_quarantine_held``), and
-    the next hop answers EHLO. ``store``: the process's own store, reused; without it one is opened.
-    Returns the checks and a ``close`` for a store they opened (a no-op for a reused one)."""
+    store is writable (a rolled-back probe write), and the next hop answers EHLO. Also starts the
+    :class:`HeldGauge` of ``relay_quarantine_held`` (so call it on the running loop that serves
+    ``/metrics``). ``store``: the process's own store, reused; without it one is opened.
+    Returns the checks and a ``close`` that stops the gauge and closes a store they opened."""
     import aiosmtplib
 
     from relay.clamd import Clamd
@@ -159,8 +212,11 @@ def standard_checks(settings, store=None) -> tuple[dict[str, Check], Callable[[]
     clamd = Clamd.from_settings(settings)
     owned = store is None
     store = open_store(settings.quarantine) if owned else store
+    held = HeldGauge(store)
+    held.start()
 
     async def close() -> None:
+        await held.stop()
         if owned:
             await store.close()
 
@@ -169,7 +225,6 @@ def standard_checks(settings, store=None) -> tuple[dict[str, Check], Callable[[]
 
     async def store_check() -> None:
         await store.ping(write=True)
-        QUARANTINE_HELD.set(await store.count("held"))
 
     async def next_hop_check() -> None:
         client = aiosmtplib.SMTP(hostname=settings.upstream.host, port=settings.upstream.port,
