@@ -99,13 +99,15 @@ def account(items, sink_messages, held: collections.Counter, front: str = "smtp"
                 dup_unexplained.append((i.n, i.kind, at_sink, i.attempts))
         held_dup += max(0, in_store - 1)
     retries = sum(len(i.attempts) - 1 for i in items)
+    answers = collections.Counter(a for i in items for a in i.attempts if a != "250")   # 4xx, 5xx, broken:...
     return {"messages": len(items), "outcomes": dict(counts), "accounted": len(items) - len(lost),
             "lost": len(lost), "lost_detail": lost[:20],
             "wrong_verdict": len(wrong), "wrong_detail": wrong[:20],
             "duplicate_deliveries": dup, "duplicates_unexplained": len(dup_unexplained),
             "duplicate_detail": dup_unexplained[:20], "duplicate_holds": held_dup,
             "sink_deliveries": sum(delivered.values()), "sender_notices": notices,
-            "held_rows": sum(held.values()), "retried_attempts": retries}
+            "held_rows": sum(held.values()), "retried_attempts": retries,
+            "attempts_not_250": dict(answers.most_common())}
 
 
 def steady_rate(items, fault_log: list[dict], elapsed: float, settle: float = 5.0) -> float | None:
@@ -136,6 +138,7 @@ def print_report(r: dict) -> None:
           f" (unexplained {r['duplicates_unexplained']})   duplicate holds {r['duplicate_holds']}")
     print(f"at the next hop {r['sink_deliveries']} (+{r['sender_notices']} sender notices); held rows {r['held_rows']};"
           f" retried attempts {r['retried_attempts']}; relay started {r['relay_starts']}x")
+    print("attempts not answered 250: " + ", ".join(f"{k} {v}" for k, v in r.get("attempts_not_250", {}).items()))
     if "mta_queue_left" in r:
         print(f"Postfix queue after the flush: {r['mta_queue_left']} files (drained in {r['mta_drain_s']} s);"
               f" deliveries to the sink deferred and retried {r['mta_deferrals']}; Postfix 4xx for the milter"

@@ -32,6 +32,7 @@ def test_short_soak_accounts_for_every_message(tmp_path):
     assert sum(outcomes.values()) == report["accounted"] == 300
     assert {"delivered", "held", "rejected"} <= set(outcomes), outcomes     # the mix was really mixed
     assert report["retried_attempts"] > 0, summary           # the faults were met by traffic
+    assert "450" in report["attempts_not_250"], summary      # ... the next hop's 450 at RCPT reached the client
     assert returncode == 0, summary
 
 
