@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 import socket
@@ -77,24 +78,42 @@ def test_sigkill_mid_data_never_gives_250(start_relay, make_sink):
     assert sink.messages == []
 
 
-def _listening_pids(port: int) -> set[int]:
+def _socket_inodes(local_port: int, state: str, remote_port: int | None = None) -> set[str]:
+    """Inodes of the TCP sockets on ``local_port`` in ``state`` ("0A" listening, "01" established)."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+            if (int(fields[1].rsplit(":", 1)[1], 16) == local_port and fields[3] == state
+                    and (remote_port is None or int(fields[2].rsplit(":", 1)[1], 16) == remote_port)):
                 inodes.add(fields[9])
+    return inodes
+
+
+def _pids_holding(inodes: set[str]) -> set[int]:
+    wanted = {f"socket:[{i}]" for i in inodes}
     pids = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             for fd in (entry / "fd").iterdir():
-                if os.readlink(fd) in {f"socket:[{i}]" for i in inodes}:
+                if os.readlink(fd) in wanted:
                     pids.add(int(entry.name))
         except OSError:
             continue
     return pids
+
+
+def _listening_pids(port: int) -> set[int]:
+    return _pids_holding(_socket_inodes(port, "0A"))
+
+
+def _serving_pid(port: int, smtp: aiosmtplib.SMTP) -> int:
+    """The worker process holding the relay's end of ``smtp``'s connection."""
+    client_port = smtp.get_transport_info("sockname")[1]
+    [pid] = _pids_holding(_socket_inodes(port, "01", client_port))
+    return pid
 
 
 def test_two_workers_serve_the_same_port(start_relay, make_sink):
@@ -164,6 +183,55 @@ def test_sighup_reloads_a_valid_policy_without_dropping_sessions_and_ignores_an_
     assert len(sink.messages) == 1
 
 
+def _version(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def test_sighup_with_two_workers_reloads_the_policy_in_each(start_relay, make_sink):
+    sink = make_sink()
+    relay = start_relay({"RELAY_UPSTREAM": f"127.0.0.1:{sink.port}"}, args=("--workers", "2"))
+    asyncio.run(wait_until(lambda: len(_listening_pids(relay.port)) == 2, 30))
+    workers = _listening_pids(relay.port)
+    old_version, new_version = _version(relay.policy_path.read_text(encoding="utf-8")), _version(REJECT_ALL)
+
+    async def go():
+        sessions: dict[int, aiosmtplib.SMTP] = {}       # one open session per worker
+        for _ in range(64):                              # the kernel spreads connections over the workers
+            smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.port, timeout=20, start_tls=False)
+            await smtp.connect()
+            pid = _serving_pid(relay.port, smtp)
+            if pid in sessions:
+                await smtp.quit()
+            else:
+                sessions[pid] = smtp
+            if len(sessions) == len(workers):
+                break
+        before = [await smtp.sendmail("alice@example.org", ["bob@example.org"], MSG) for smtp in sessions.values()]
+        relay.policy_path.write_text(REJECT_ALL, encoding="utf-8")
+        relay.signal(signal.SIGHUP)                        # to the supervisor, which forwards it
+        await wait_until(lambda: len(relay.events("policy.reloaded")) == len(workers), 15)
+        after = {}
+        for pid, smtp in sessions.items():                 # the same sessions, each worker's new policy
+            with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+                await smtp.sendmail("alice@example.org", ["bob@example.org"], MSG)
+            after[pid] = refused.value
+            await smtp.quit()
+        return set(sessions), before, after
+
+    served, before, after = asyncio.run(asyncio.wait_for(go(), 90))
+    assert served == workers
+    assert all(answer[1].startswith("2.0.0 OK captured") for answer in before)
+    assert {pid: (e.code, e.message) for pid, e in after.items()} == dict.fromkeys(
+        workers, (550, "5.7.1 no mail today [rule no-mail-today, clause 9.9]"))
+    assert [e["version"] for e in relay.events("policy.reloaded")] == [new_version, new_version]
+    decisions = relay.events("decision")
+    assert [d["policy_version"] for d in decisions] == [old_version] * 2 + [new_version] * 2
+    assert [d["deciding_rule"] for d in decisions[2:]] == ["no-mail-today"] * 2
+    assert relay.proc.poll() is None and len(sink.messages) == 2
+    relay.signal(signal.SIGTERM)
+    assert relay.wait(30) == 0
+
+
 def test_a_worker_that_dies_is_replaced(start_relay, make_sink):
     sink = make_sink()
     relay = start_relay({"RELAY_UPSTREAM": f"127.0.0.1:{sink.port}"}, args=("--workers", "2"))
@@ -187,3 +255,25 @@ def test_port_in_use_stops_start_up_with_exit_1(start_relay, make_sink, workers)
     relay = start_relay({"RELAY_LISTEN": f"127.0.0.1:{busy.port}"}, args=("--workers", workers), wait=False)
     assert relay.wait(60) == 1
     assert "cannot listen on" in relay.log_path.read_text()
+
+
+# An invalid policy, and the line its error must name.
+INVALID = {
+    "unknown-kind": (MINIMAL_POLICY.replace("kind: scanner_unavailable", "kind: scanner_unavailabel"), 13,
+                     "unknown finding kind 'scanner_unavailabel'"),
+    "yaml-syntax": (MINIMAL_POLICY.replace("{finding: {kind: scanner_unavailable}}",
+                                           "{finding: {kind: scanner_unavailable}"), 14,
+                    "not valid YAML: expected ',' or '}'"),
+}
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("case", INVALID)
+def test_an_invalid_policy_stops_start_up_with_exit_1_and_file_line(start_relay, workers, case):
+    text, line, what = INVALID[case]
+    relay = start_relay({"RELAY_CLAMD": "tcp://127.0.0.1:9"}, args=("--workers", workers), wait=False, policy=text)
+    assert relay.wait(60) == 1
+    output = relay.log_path.read_text(encoding="utf-8")
+    assert f"Error: invalid policy: {relay.policy_path}:{line}: " in output and what in output, output
+    assert "Traceback" not in output
+    assert not relay.events("serving") and not relay.events("supervising")
