@@ -3,9 +3,14 @@
 The preview shows the header fields (routing ones such as From, To, Cc,
 Date, Message-ID and Received as they are, the others masked), the list of
 parts and the start of the text body. Unless the reviewer asks to
-``--reveal``, anything that looks like the identifiers the scanners look for
-is masked in the Subject and other non-routing fields, the part names and the
-body: e-mail addresses, IBANs, UK National Insurance numbers, driving
+``--reveal``, the Subject and other non-routing fields, the part names and
+the body are masked in two ways. First, everything the personal-data
+detector finds in that text (:func:`relay.scanners.personal_data.spans`):
+identifiers, dates of birth, street lines with their postcode, written-out
+secrets, and each special-category term together with the sentence it sits
+in, which is where the detector saw the person it is about ("Priya Shah has
+been diagnosed with HIV"), bounded by the detector's own window. Second,
+anything that merely looks like an identifier: e-mail addresses, IBANs, UK National Insurance numbers, driving
 licence numbers, postcodes, and every run of digits of four or more (card,
 account, NHS, passport, phone numbers, dates). Masking keeps the shape
 (``•••• •••• •••• ••••``) so the reviewer can still tell what kind of thing
@@ -21,6 +26,8 @@ import html
 import re
 
 from relay.message import ParsedMessage, Part, parse
+from relay.scanners.personal_data import spans
+from relay.scanners.personal_data.special_category import WINDOW
 
 BULLET = "•"
 DEFAULT_CHARS = 4000
@@ -50,14 +57,40 @@ def _bullets(text: str) -> str:
     return "".join(BULLET if ch.isalnum() else ch for ch in text)
 
 
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|\n[ \t]*\n")
+
+
 def mask(text: str) -> str:
-    """``text`` with every identifier-like substring masked (see the module docstring)."""
+    """``text`` with what the personal-data detector finds and every identifier-like substring masked
+    (see the module docstring). The shape stays: one bullet for one letter or digit."""
+    found = spans(text)
+    if found:
+        chars = list(text)
+        for start, end, kind in found:
+            if kind == "special_category":
+                start, end = _sentence(text, start, end)
+            chars[start:end] = _bullets(text[start:end])
+        text = "".join(chars)
     for pattern in _PATTERNS:
         if pattern is _DIGIT_RUN:
             text = pattern.sub(_mask_digit_run, text)
         else:
             text = pattern.sub(lambda m: _bullets(m.group()), text)
     return text
+
+
+def _sentence(text: str, start: int, end: int) -> tuple[int, int]:
+    """The sentence around ``text[start:end]`` (ended by . ! ? or a blank line), whole lines at its edges,
+    at most the detector's window either side."""
+    lo, hi = max(0, start - WINDOW), min(len(text), end + WINDOW)
+    begin = text.rfind("\n", 0, lo) + 1 if lo else 0
+    for m in _SENTENCE_END.finditer(text, lo, start):
+        begin = m.end()
+    after = _SENTENCE_END.search(text, end, hi)
+    if after:
+        return begin, after.start()
+    stop = text.find("\n", hi)
+    return begin, len(text) if stop < 0 or hi == len(text) else stop
 
 
 def _mask_digit_run(m: re.Match) -> str:

@@ -26,16 +26,18 @@ Module map: :mod:`.engine` (the combined pass), one module per family
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from email.utils import getaddresses
 
 from relay.findings import Confidence, Finding
 from relay.scanners.text import off_loop
 
+from . import contacts, engine
 from .confidence import ChunkContext, Hit
 from .engine import scan_chunk
 
-__all__ = ["PersonalDataScanner", "detect"]
+__all__ = ["PersonalDataScanner", "detect", "spans"]
 
 # No-break and thin spaces (&nbsp; in HTML, typographic digit grouping) and
 # Unicode dashes become plain ones, one character for one, so offsets hold.
@@ -69,6 +71,62 @@ def detect(chunks: Iterable[object], detectors: Iterable[object] = (),
     for (where, protected), hits in by_place.items():
         findings.extend(_aggregate(hits, where, protected))
     return findings
+
+
+def spans(text: str) -> list[tuple[int, int, str]]:
+    """Where in ``text`` the detector found something: ``(start, end, kind)``, for masking a view of it.
+
+    ``kind`` is the hit's kind (``personal_data``, ``special_category``,
+    ``bulk_contacts``, ``credential``). A special-category span is the term
+    itself (the caller decides how much around it to hide); a postal address
+    runs from its street line to the end of its postcode; other values cover
+    the text they were read from (``3 March 1985``, ``AB 12 34 56 C``).
+    Hits carry only where they start, so the end is found again here.
+    """
+    if not text.isascii() and any(c in text for c in _ODD_CHARS):
+        text = text.translate(_SAME_WIDTH)
+    cc = ChunkContext(text)
+    out = []
+    for hit in scan_chunk(cc):
+        if hit.type == "postal_address":
+            start, end = _address(cc, hit.start)
+        else:
+            start, end = hit.start, _value_end(text, hit.start, hit.value)
+        out.append((start, end, hit.kind))
+    return sorted(out)
+
+
+def _address(cc: ChunkContext, start: int) -> tuple[int, int]:
+    """The street line (on the postcode's line or the two before, as contacts looks) to the postcode's end."""
+    top = cc.line_start(start)
+    for _ in range(2):
+        top = cc.line_start(top - 1) if top > 0 else 0
+    street = None
+    for street in contacts._STREET.finditer(cc.text, max(top, start - 160), start):
+        pass
+    postcode = contacts._POSTCODE.match(cc.text, start)
+    return (street.start() if street else start), (postcode.end() if postcode else start + 1)
+
+
+def _value_end(text: str, start: int, value: str) -> int:
+    """The end of the value found at ``start``: its characters as written (spaces and dashes between) on
+    the same line, else the token the engine's first pass reads there (a date, a digit run), else the
+    word at ``start``."""
+    chars = [re.escape(c) for c in value if c.isalnum()]
+    if chars:
+        line_end = text.find("\n", start)
+        found = re.compile(r"[\W_]{0,3}".join(chars), re.IGNORECASE).search(
+            text, start, len(text) if line_end < 0 else line_end)   # a secret sits after its keyword
+        if found:
+            return found.end()
+    token = engine._SCAN.match(text, start)
+    if token:
+        return token.end()
+    word = _WORD.match(text, start)
+    return word.end() if word else min(len(text), start + 1)
+
+
+_WORD = re.compile(r"\S+")
 
 
 def _aggregate(hits: list[Hit], where: str, protected: bool) -> list[Finding]:

@@ -59,3 +59,46 @@ def test_other_header_fields_are_masked_and_bounded(make_message):
     out = render(many)
     assert "more header fields]" in out
     assert len(out.split("Parts:")[0].splitlines()) == 1 + 60 + 1  # title, 60 fields, the "more" line
+
+
+AUDIT_EXAMPLE = ("Hi team,\n\nPriya Shah has been diagnosed with HIV and will be off until further notice.\n"
+                 "Her address is 12 Acacia Avenue, Leeds LS6 2AB.\nBorn 3 March 1985.\n\nThanks,\nTom\n")
+
+
+def test_what_the_personal_data_detector_finds_is_masked():
+    out = mask(AUDIT_EXAMPLE)
+    for secret in ("Priya", "Shah", "diagnosed", "HIV", "12 Acacia Avenue", "Acacia", "Leeds", "LS6", "3 March"):
+        assert secret not in out, secret
+    # the shape and the ordinary words around it stay for the reviewer
+    assert out.startswith("Hi team,\n\n") and out.endswith("\n\nThanks,\nTom\n") and len(out) == len(AUDIT_EXAMPLE)
+    assert "Her address is •• •••••• ••••••, ••••• ••• •••." in out and "Born • ••••• ••••." in out
+
+
+def test_a_special_category_term_hides_the_person_in_the_lines_before_it():
+    record = "Patient: Priya Shah\nWard 4\nDiagnosis: HIV positive\n\nPlease call the ward with questions.\n"
+    out = mask(record)
+    assert "Priya" not in out and "HIV" not in out and "Diagnosis" not in out
+    assert out.endswith("\n\nPlease call the ward with questions.\n")
+
+
+def test_written_out_secrets_are_masked():
+    out = mask("The new password: hunter2xyz for the shared box.")
+    assert "hunter2xyz" not in out and out.startswith("The new ")
+
+
+@pytest.mark.parametrize("text", [
+    "The quarterly report is attached. Revenue grew in March and the board meets on Friday.",
+    "Mental Health Awareness Week starts on Monday: see the reading list on religion and politics.",
+    "Please send the slides to the team before the meeting at 10:30 in Room 12.",
+])
+def test_ordinary_prose_stays_readable_with_the_detector(text):
+    assert mask(text) == text
+
+
+def test_render_masks_the_detected_personal_data_in_the_body_unless_revealed(make_message):
+    raw = make_message(subject="Priya Shah has been diagnosed with HIV", body=AUDIT_EXAMPLE)
+    text = render(raw)
+    assert "Priya" not in text and "HIV" not in text and "Acacia" not in text and "March 1985" not in text
+    assert "Thanks," in text
+    revealed = render(raw, reveal=True)
+    assert "Priya Shah has been diagnosed with HIV" in revealed and "12 Acacia Avenue" in revealed
