@@ -6,8 +6,10 @@ Every command reads the settings (``--config`` / ``RELAY_*``; the store is
 so stdout carries only the output (a table, ``--json``, or exported bytes).
 
 Exit status: 0 done; 1 bad settings; 2 bad arguments; 3 no such message (or a
-malformed id); 4 already released, deleted or being released; 5 the store is
-unavailable; 6 the next hop refused or was unreachable (the message stays held).
+malformed id); 4 already released, deleted or being released, or its release
+is uncertain (``release --force`` after checking the next hop); 5 the store is
+unavailable; 6 the next hop refused or was unreachable (the message stays held),
+or the next hop's answer to the data was lost (now ``release_uncertain``).
 """
 
 from __future__ import annotations
@@ -108,9 +110,11 @@ def quarantine() -> None:
 
     \b
     Exit status: 0 done; 1 bad settings; 2 bad arguments;
-    3 no such message or a malformed id; 4 already released, deleted
-    or being released; 5 store unavailable (or `check` found problems);
-    6 the next hop refused or was unreachable (the message stays held).
+    3 no such message or a malformed id; 4 already released, deleted,
+    being released, or its release is uncertain (see release --force);
+    5 store unavailable (or `check` found problems); 6 the next hop
+    refused or was unreachable (the message stays held), or its answer
+    to the data was lost (the message is now release_uncertain).
     """
 
 
@@ -225,19 +229,29 @@ def describe(msg: HeldMessage) -> str:
 @click.argument("qid", metavar="ID")
 @reviewer_option
 @note_option
-def release_(config_path, qid, reviewer, note) -> None:
-    """Send the original message on to the next hop, once.
+@click.option("--force", is_flag=True,
+              help="Also send a message whose earlier release is uncertain (release_uncertain): the next hop "
+                   "may already have it, so a duplicate is possible. Logged as quarantine.release_forced.")
+def release_(config_path, qid, reviewer, note, force) -> None:
+    """Send the original message on to the next hop, never twice on its own.
 
     Two reviewers releasing together get one delivery; the other is told it
-    is being released. If the next hop refuses or is down, the message stays
-    held and the refusal is in its history. A release that died half-way can
-    be retried after the lease (10 x upstream_timeout); if it died after the
-    next hop had accepted, that retry sends a second copy.
+    is being released. If the next hop refuses or is down before the data,
+    the message stays held and the refusal is in its history. If the next
+    hop may have it but we cannot know (its answer to the data was lost, or
+    a release process died and its claim outlived the lease of
+    10 x upstream_timeout), the message becomes release_uncertain and a
+    plain release refuses it (exit 4): check the next hop's log, then
+    delete it, or release it with --force (a duplicate is possible).
     """
 
     async def work(settings, store: Store):
         try:
-            return await actions.release(store, settings, qid, reviewer, note)
+            return await actions.release(store, settings, qid, reviewer, note, force=force)
+        except actions.ReleaseUncertain as exc:
+            raise Failure(f"{qid}: {exc}. It is now release_uncertain: check the next hop's log for it; if it"
+                          f" is not there, `relay quarantine release --force {qid}` sends it again",
+                          EXIT_UPSTREAM) from None
         except UpstreamRejected as exc:
             raise Failure(f"the next hop refused {qid}: {exc}; the message stays held", EXIT_UPSTREAM) from None
         except UpstreamError as exc:

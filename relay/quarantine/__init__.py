@@ -21,10 +21,10 @@ DEFAULT_LEASE = 600.0
 
 
 def lease_for(settings) -> float:
-    """How long a release claim lasts before another reviewer may retry it (a releaser that died).
+    """How long a release claim lasts before it counts as a releaser that died (``release_uncertain``).
 
     Ten times the next hop's per-exchange timeout (600 s by default): longer than
-    any release can take, so a live release is never taken over.
+    any release can take, so a live release is never mistaken for a dead one.
     """
     return max(60.0, 10 * float(settings.upstream_timeout))
 

@@ -138,6 +138,16 @@ class PostgresStore:
         history = [st.HistoryEntry(h["at"], h["actor"], h["action"], h["note"]) for h in await cur.fetchall()]
         return st.message_from_row(row, history)
 
+    async def _expire(self, conn, qid: str | None = None) -> None:
+        """Claims past their lease -> release_uncertain (all, or ``qid``'s), with a history entry each."""
+        await conn.execute(
+            "WITH u AS (UPDATE held SET status = 'release_uncertain' WHERE status = 'releasing'"
+            " AND claimed_at < now() - make_interval(secs => %s)" + (" AND id = %s" if qid else "") +
+            " RETURNING id) INSERT INTO history (id, at, actor, action, note)"
+            " SELECT id, now(), 'relay', 'release_uncertain', %s FROM u",
+            (self.lease, *((qid,) if qid else ()), st.EXPIRED_NOTE),
+        )
+
     @staticmethod
     async def _status(conn, qid: str, lock: bool = False) -> dict:
         cur = await conn.execute(
@@ -170,7 +180,11 @@ class PostgresStore:
         )
 
     async def get(self, qid: str) -> st.HeldMessage:
-        return await self._tx(self._load, st.check_id(qid))
+        return await self._tx(self._get, st.check_id(qid))
+
+    async def _get(self, conn, qid: str) -> st.HeldMessage:
+        await self._expire(conn, qid)
+        return await self._load(conn, qid)
 
     async def raw(self, qid: str) -> bytes:
         return await self._tx(self._raw, st.check_id(qid))
@@ -187,6 +201,7 @@ class PostgresStore:
         return await self._tx(self._list, flt)
 
     async def _list(self, conn, flt: st.Filter) -> list[st.HeldSummary]:
+        await self._expire(conn)
         where, args = [], []
         if flt.status:
             where.append("status = %s")
@@ -223,32 +238,32 @@ class PostgresStore:
         await self._history(conn, qid, actor, action, note)
         return await self._load(conn, qid)
 
-    async def claim(self, qid: str, actor: str) -> st.Claim:
-        return await self._tx(self._claim, st.check_id(qid), actor)
+    async def claim(self, qid: str, actor: str, force: bool = False) -> st.Claim:
+        return await self._tx(self._claim, st.check_id(qid), actor, force)
 
-    async def _claim(self, conn, qid: str, actor: str) -> st.Claim:
+    async def _claim(self, conn, qid: str, actor: str, force: bool) -> st.Claim:
         token = uuid.uuid4().hex
+        await self._expire(conn, qid)
         before = await self._status(conn, qid, lock=True)  # a concurrent claim waits here, then sees ours
-        if before["status"] not in ("held", "releasing"):
+        allowed = ["held", "release_uncertain"] if force else ["held"]
+        if before["status"] not in allowed:
             raise AlreadyHandled(st.not_held_error(qid, before["status"]))
-        note = "previous claim expired" if before["status"] == "releasing" else ""
         columns = ", ".join(f"u.{c}" for c in st.MESSAGE_COLUMNS)
         # Claim, history entry and bytes in one round trip; the claim's record carries no history.
         cur = await conn.execute(
             "WITH u AS (UPDATE held SET status = 'releasing', claim_token = %s, claimed_at = now()"
-            " WHERE id = %s AND (status = 'held' OR"
-            " (status = 'releasing' AND claimed_at < now() - make_interval(secs => %s))) RETURNING *),"
+            " WHERE id = %s AND status = ANY(%s) RETURNING *),"
             " h AS (INSERT INTO history (id, at, actor, action, note)"
             " SELECT id, now(), %s, 'release_claimed', %s FROM u)"
             f" SELECT {columns}, r.raw FROM u LEFT JOIN held_raw r ON r.id = u.id",
-            (token, qid, self.lease, actor, note),
+            (token, qid, allowed, actor, st.claim_note(before["status"])),
         )
         row = await cur.fetchone()
         if row is None:
             raise AlreadyHandled(st.not_held_error(qid, before["status"]))
         if row["raw"] is None:
             raise StoreUnavailable(f"the bytes of {qid} are missing")
-        return st.Claim(qid, token, st.message_from_row(row, ()), bytes(row["raw"]))
+        return st.Claim(qid, token, st.message_from_row(row, ()), bytes(row["raw"]), before["status"])
 
     async def finish_release(self, claim: st.Claim, actor: str, note: str) -> st.HeldMessage:
         return await self._settle(claim, "released", actor, "released", note)
@@ -256,33 +271,34 @@ class PostgresStore:
     async def abandon_release(self, claim: st.Claim, actor: str, reason: str) -> st.HeldMessage:
         return await self._settle(claim, "held", actor, "release_failed", reason)
 
+    async def mark_uncertain(self, claim: st.Claim, actor: str, reason: str) -> st.HeldMessage:
+        return await self._settle(claim, "release_uncertain", actor, "release_uncertain", reason)
+
     async def _settle(self, claim: st.Claim, status: str, actor: str, action: str, note: str) -> st.HeldMessage:
         async def run(conn) -> tuple[bool, st.HeldMessage]:
             cur = await conn.execute(
                 "UPDATE held SET status = %s, claim_token = NULL, claimed_at = NULL"
-                " WHERE id = %s AND status = 'releasing' AND claim_token = %s",
+                " WHERE id = %s AND status IN ('releasing', 'release_uncertain') AND claim_token = %s",
                 (status, claim.id, claim.token),
             )
             lost = cur.rowcount != 1
-            suffix = " (claim had expired and was taken over)" if lost else ""
-            await self._history(conn, claim.id, actor, action, note + suffix)
+            await self._history(conn, claim.id, actor, action, note + (st.LOST_CLAIM_SUFFIX if lost else ""))
             return lost, await self._load(conn, claim.id)
 
         lost, message = await self._tx(run)
         if lost:
-            raise AlreadyHandled(f"the release claim on {claim.id} expired and was taken over")
+            raise AlreadyHandled(st.lost_claim_error(claim.id))
         return message
 
     async def delete(self, qid: str, actor: str, note: str = "") -> st.HeldMessage:
         return await self._tx(self._delete, st.check_id(qid), actor, note)
 
     async def _delete(self, conn, qid: str, actor: str, note: str) -> st.HeldMessage:
+        await self._expire(conn, qid)
         before = await self._status(conn, qid, lock=True)
         cur = await conn.execute(
             "UPDATE held SET status = 'deleted', claim_token = NULL, claimed_at = NULL"
-            " WHERE id = %s AND (status = 'held' OR"
-            " (status = 'releasing' AND claimed_at < now() - make_interval(secs => %s)))",
-            (qid, self.lease),
+            " WHERE id = %s AND status IN ('held', 'release_uncertain')", (qid,),
         )
         if cur.rowcount != 1:
             raise AlreadyHandled(st.not_held_error(qid, before["status"]))

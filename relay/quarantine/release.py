@@ -11,22 +11,32 @@ Release sends the ORIGINAL bytes to the next hop with the held envelope
    that cannot be read now) puts it back to ``held`` with ``not sent: <error>``
    in the history and is raised. Then **deliver** through
    :func:`relay.upstream.deliver`, bounded by the delivery budget.
-3. **settle**: next hop accepted -> ``released``; next hop refused or was
-   down -> back to ``held`` with the refusal in the history, and the
-   :class:`~relay.errors.UpstreamError` is raised for the caller to show.
+3. **settle**: next hop accepted -> ``released``; next hop refused (any
+   answer but 2xx, even to the end of the data) or was down before the data
+   went out -> back to ``held`` with the refusal in the history, and the
+   :class:`~relay.errors.UpstreamError` is raised for the caller to show;
+   the data went out but no answer came back (connection lost, time-out)
+   -> ``release_uncertain`` and :class:`ReleaseUncertain` is raised.
 
-The honest window (at-least-once, not exactly-once, across crashes): if the
-process dies, is interrupted, or loses the store after the next hop answered
-250 but before step 3 commits, the message stays ``releasing``. After the
-lease (:func:`relay.quarantine.lease_for`) a reviewer can release it again
-and the next hop gets it a second time. That is the only duplicate our side
-can cause: concurrent releases never both send, a death before the next hop's
-250 sends nothing it accepted, and a live release is never taken over because
-its delivery is abandoned (as "next hop unavailable") at 80 % of the lease. (SMTP itself has one more,
-RFC 1047's: a connection lost after our end-of-data but before the next hop's
-reply is read counts as "unavailable", the message goes back to ``held``, yet
-the next hop may have kept it.) An interrupted release is treated like a
-crash: its claim stays until the lease ends; the history shows the claim.
+The relay never sends a message twice on its own. Where it cannot know
+whether the next hop kept the message, the message is left
+``release_uncertain`` and a plain release refuses it:
+
+* the next hop's reply to the end of the data was lost (RFC 1047's window:
+  the connection dropped or timed out after our final dot);
+* the releasing process died, was killed or lost the store between sending
+  the data and committing the outcome: its claim stays ``releasing`` until the
+  lease (:func:`relay.quarantine.lease_for`) runs out and then becomes
+  ``release_uncertain`` (a process that died before sending anything ends
+  there too: from the store nothing tells the two apart). A live release is
+  never mistaken for a dead one: its delivery is abandoned at 80 % of the lease.
+
+The reviewer checks the next hop's log (the history says what happened) and
+either deletes the message or runs ``release --force``, which sends it again
+(a duplicate is possible) and logs ``quarantine.release_forced``. A
+connection lost between our ``DATA`` command and the next hop's 354 also
+counts as uncertain: from our side of the socket it looks the same. An
+interrupted release (Ctrl-C) is treated like a crash.
 """
 
 from __future__ import annotations
@@ -45,7 +55,24 @@ from relay.errors import StoreError, StoreUnavailable, UpstreamError, UpstreamRe
 from relay.log import clean
 from relay.quarantine import store as st
 
-Deliver = Callable[[Any, str, Sequence[str], bytes, Sequence[str]], Awaitable[Any]]
+
+@dataclass(slots=True)
+class Progress:
+    """How far one delivery got; the deliverer sets ``data_sent`` just before the message data goes out."""
+
+    data_sent: bool = False
+
+
+# deliver(settings, mail_from, rcpt_tos, data, mail_options, progress) -> the next hop's reply
+Deliver = Callable[[Any, str, Sequence[str], bytes, Sequence[str], Progress], Awaitable[Any]]
+
+
+class ReleaseUncertain(UpstreamUnavailable):
+    """The data went out but the next hop's answer did not come back: it may have the message.
+
+    Here rather than in :mod:`relay.errors` because only this module raises it and only the
+    quarantine command catches it (as an :class:`UpstreamError` for every other caller).
+    """
 
 _SETTLE_ATTEMPTS = 3
 MIN_DELIVERY_BUDGET = 5.0   # only matters for the very short leases tests use; real leases are >= 60 s
@@ -75,40 +102,63 @@ class Released:
 
 
 async def _upstream_deliver(settings: Any, mail_from: str, rcpt_tos: Sequence[str], data: bytes,
-                            mail_options: Sequence[str] = ()) -> Any:
+                            mail_options: Sequence[str], progress: Progress) -> Any:
     from relay import upstream  # imported on use: the SMTP client is only needed to release
 
-    return await upstream.deliver(settings, mail_from, list(rcpt_tos), data, mail_options=tuple(mail_options))
+    class Session(upstream.UpstreamSession):
+        async def data(self, message: bytes) -> Any:
+            progress.data_sent = True    # from the DATA command on, a lost answer leaves it uncertain
+            return await super().data(message)
+
+    class Watched(upstream.Upstream):
+        def session(self) -> upstream.UpstreamSession:
+            return Session(self)
+
+    hop = await Watched.create(settings)
+    return await upstream.deliver(settings, mail_from, list(rcpt_tos), data, mail_options=tuple(mail_options),
+                                  upstream=hop)
 
 
 async def release(store: st.Store, settings: Any, qid: str, reviewer: str, note: str = "",
-                  deliver: Deliver | None = None) -> Released:
-    """Send the held message to the next hop, exactly once; see the module docstring."""
+                  deliver: Deliver | None = None, force: bool = False) -> Released:
+    """Send the held message to the next hop, never twice on our own; see the module docstring.
+
+    ``force`` also releases a ``release_uncertain`` message (logged as ``quarantine.release_forced``).
+    """
     deliver = deliver or _upstream_deliver
-    claim = await store.claim(qid, reviewer)
+    claim = await store.claim(qid, reviewer, force=force)
     msg = claim.message
+    if claim.previous == "release_uncertain":
+        _event("quarantine.release_forced", reviewer, msg.id, msg.sha256)
     if st.sha256(claim.raw) != msg.sha256:
         await _settle(store.abandon_release, claim, reviewer, "stored bytes do not match their SHA-256; not sent")
         raise StoreError(f"{msg.id}: the stored bytes do not match their SHA-256; nothing was sent")
     try:
         data = await _outgoing(settings, msg, claim.raw)
     except Exception as exc:   # a DKIM key unreadable now, a tagging bug: not sent, back to held
-        reason = f"not sent: {type(exc).__name__}"
-        await _settle(store.abandon_release, claim, reviewer, reason)
-        _event("quarantine.release_failed", reviewer, msg.id, msg.sha256, reason=reason)
+        await _refused(store, claim, reviewer, f"not sent: {type(exc).__name__}")
         raise
     budget = _delivery_budget(store)
+    progress = Progress()
     try:
         try:
             async with asyncio.timeout(budget):
-                reply = await deliver(settings, msg.mail_from, msg.recipients, data, msg.mail_options)
+                reply = await deliver(settings, msg.mail_from, msg.recipients, data, msg.mail_options, progress)
         except TimeoutError:
             raise UpstreamUnavailable(f"the release took longer than {budget:.0f}s and was abandoned") from None
-    except UpstreamError as exc:
-        reason = _describe_refusal(exc)
-        await _settle(store.abandon_release, claim, reviewer, reason)
-        _event("quarantine.release_failed", reviewer, msg.id, msg.sha256, reason=reason)
+    except UpstreamRejected as exc:    # an answer, even to the final dot: the next hop did not take it
+        await _refused(store, claim, reviewer, _describe_refusal(exc))
         raise
+    except Exception as exc:  # noqa: BLE001 - whatever failed, the outcome depends on how far it got
+        if not progress.data_sent:
+            reason = _describe_refusal(exc) if isinstance(exc, UpstreamError) else f"not sent: {type(exc).__name__}"
+            await _refused(store, claim, reviewer, reason)
+            raise
+        what = clean(str(exc) if isinstance(exc, UpstreamError) else type(exc).__name__, 200)
+        reason = f"no answer from the next hop after the message data ({what}): it may have the message; not resent"
+        await _settle(store.mark_uncertain, claim, reviewer, reason)
+        _event("quarantine.release_uncertain", reviewer, msg.id, msg.sha256, reason=reason)
+        raise ReleaseUncertain(reason) from exc
     reply_text = clean(_reply_text(reply), 300)
     done = await _settle(store.finish_release, claim, reviewer, _join(note, f"next hop: {reply_text}"))
     _event("quarantine.release", reviewer, msg.id, msg.sha256, recipients=len(msg.recipients), note=clean(note, 300))
@@ -128,8 +178,14 @@ async def _outgoing(settings: Any, msg: st.HeldMessage, raw: bytes) -> bytes:
     return await dkim.outgoing(raw, verdict, settings, dkim.Signer.from_settings(settings), msg.mail_from)
 
 
+async def _refused(store: st.Store, claim: st.Claim, reviewer: str, reason: str) -> None:
+    """Nothing reached the next hop (or it said no): back to held, recorded and logged."""
+    await _settle(store.abandon_release, claim, reviewer, reason)
+    _event("quarantine.release_failed", reviewer, claim.message.id, claim.message.sha256, reason=reason)
+
+
 def _delivery_budget(store: st.Store) -> float:
-    """Time one delivery may take: well inside the claim's lease, so a live release is never taken over."""
+    """Time one delivery may take: well inside the claim's lease, so a live release never turns uncertain."""
     lease = float(getattr(store, "lease", 600.0))
     return max(0.8 * lease, MIN_DELIVERY_BUDGET)
 

@@ -10,11 +10,17 @@ migration.
 Tables: ``held`` (one row per held message: envelope, client, verdict,
 findings, status, release claim), ``held_raw`` (the message bytes, apart so
 listing never reads them) and ``history`` (reviewer actions, append-only).
+
+Version 2 adds the status ``release_uncertain`` (a release that may have
+reached the next hop, see :mod:`relay.quarantine.store`) to the status check.
+SQLite cannot change a check constraint, so its migration rebuilds ``held``
+(copy, drop, rename; the SQLite store runs migrations with foreign keys off,
+so dropping the old table does not cascade to the bytes and history).
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SQLITE: dict[int, tuple[str, ...]] = {
     1: (
@@ -90,3 +96,30 @@ POSTGRES: dict[int, tuple[str, ...]] = {
         "CREATE INDEX history_id ON history (id, seq)",
     ),
 }
+
+
+_V2_STATUSES = "CHECK (status IN ('held', 'releasing', 'released', 'deleted', 'release_uncertain'))"
+
+
+def _sqlite_v2_held() -> str:
+    """Version 1's ``held`` table as ``held_v2``, with the version 2 status check."""
+    old = SQLITE[1][0]
+    new = old.replace("CREATE TABLE held (", "CREATE TABLE held_v2 (", 1).replace(
+        "CHECK (status IN ('held', 'releasing', 'released', 'deleted'))", _V2_STATUSES, 1)
+    assert new.count("held_v2") == 1 and _V2_STATUSES in new
+    return new
+
+
+SQLITE[2] = (
+    _sqlite_v2_held(),
+    "INSERT INTO held_v2 SELECT * FROM held",
+    "DROP TABLE held",
+    "ALTER TABLE held_v2 RENAME TO held",
+    "CREATE INDEX held_held_at ON held (held_at)",
+    "CREATE INDEX held_status ON held (status, held_at)",
+)
+
+POSTGRES[2] = (
+    "ALTER TABLE held DROP CONSTRAINT held_status_check",
+    f"ALTER TABLE held ADD CONSTRAINT held_status_check {_V2_STATUSES}",
+)

@@ -122,6 +122,9 @@ class SqliteStore:
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
+        """Apply the missing migrations in one transaction, foreign keys off meanwhile (a table
+        rebuilt by copy, drop and rename must not cascade its drop); checked before COMMIT."""
+        conn.execute("PRAGMA foreign_keys=OFF")   # no effect inside a transaction: set before BEGIN
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -132,10 +135,14 @@ class SqliteStore:
                 for statement in _MIGRATIONS[version]:
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            if conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                raise StoreUnavailable("quarantine schema migration left rows without their message")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        finally:
+            conn.execute("PRAGMA foreign_keys=ON")
 
     @contextlib.contextmanager
     def _tx(self, conn: sqlite3.Connection):
@@ -169,6 +176,25 @@ class SqliteStore:
             for h in conn.execute("SELECT at, actor, action, note FROM history WHERE id = ? ORDER BY seq", (qid,))
         ]
         return st.message_from_row(_decode(row), history)
+
+    def _expire(self, conn: sqlite3.Connection, qid: str | None = None) -> None:
+        """Claims past their lease -> release_uncertain (all, or ``qid``'s), inside a transaction."""
+        where = "status = 'releasing' AND claimed_at < ?" + (" AND id = ?" if qid else "")
+        args = (_ts(st.utcnow()) - self.lease, *((qid,) if qid else ()))
+        expired = [r["id"] for r in conn.execute(f"SELECT id FROM held WHERE {where}", args)]
+        if not expired:
+            return
+        conn.execute(f"UPDATE held SET status = 'release_uncertain' WHERE {where}", args)
+        for eid in expired:
+            self._history(conn, eid, "relay", "release_uncertain", st.EXPIRED_NOTE)
+
+    def _expire_outside(self, conn: sqlite3.Connection, qid: str | None = None) -> None:
+        """:meth:`_expire` for readers: a write transaction only when there is a claim past its lease."""
+        where = "status = 'releasing' AND claimed_at < ?" + (" AND id = ?" if qid else "")
+        args = (_ts(st.utcnow()) - self.lease, *((qid,) if qid else ()))
+        if conn.execute(f"SELECT 1 FROM held WHERE {where} LIMIT 1", args).fetchone() is not None:
+            with self._tx(conn):
+                self._expire(conn, qid)
 
     def _status(self, conn: sqlite3.Connection, qid: str) -> sqlite3.Row:
         row = conn.execute("SELECT status, claim_token, claimed_at FROM held WHERE id = ?", (qid,)).fetchone()
@@ -244,7 +270,11 @@ class SqliteStore:
 
     async def get(self, qid: str) -> st.HeldMessage:
         qid = st.check_id(qid)
-        return await self._run(self._load, qid)
+        return await self._run(self._get, qid)
+
+    def _get(self, conn: sqlite3.Connection, qid: str) -> st.HeldMessage:
+        self._expire_outside(conn, qid)
+        return self._load(conn, qid)
 
     async def raw(self, qid: str) -> bytes:
         qid = st.check_id(qid)
@@ -261,6 +291,7 @@ class SqliteStore:
         return await self._run(self._list, flt)
 
     def _list(self, conn: sqlite3.Connection, flt: st.Filter) -> list[st.HeldSummary]:
+        self._expire_outside(conn)
         where, args = [], []
         if flt.status:
             where.append("status = ?")
@@ -297,29 +328,26 @@ class SqliteStore:
             self._history(conn, qid, actor, action, note)
         return self._load(conn, qid)
 
-    async def claim(self, qid: str, actor: str) -> st.Claim:
+    async def claim(self, qid: str, actor: str, force: bool = False) -> st.Claim:
         qid = st.check_id(qid)
-        return await self._run(self._claim, qid, actor)
+        return await self._run(self._claim, qid, actor, force)
 
-    def _claim(self, conn: sqlite3.Connection, qid: str, actor: str) -> st.Claim:
+    def _claim(self, conn: sqlite3.Connection, qid: str, actor: str, force: bool) -> st.Claim:
         token = uuid.uuid4().hex
-        now = _ts(st.utcnow())
+        allowed = ("held", "release_uncertain") if force else ("held",)
         with self._tx(conn):
+            self._expire(conn, qid)
             before = self._status(conn, qid)
-            cur = conn.execute(
-                "UPDATE held SET status = 'releasing', claim_token = ?, claimed_at = ?"
-                " WHERE id = ? AND (status = 'held' OR (status = 'releasing' AND claimed_at < ?))",
-                (token, now, qid, now - self.lease),
-            )
-            if cur.rowcount != 1:
+            if before["status"] not in allowed:
                 raise AlreadyHandled(st.not_held_error(qid, before["status"]))
-            retaken = before["status"] == "releasing"
-            self._history(conn, qid, actor, "release_claimed", "previous claim expired" if retaken else "")
+            conn.execute("UPDATE held SET status = 'releasing', claim_token = ?, claimed_at = ? WHERE id = ?",
+                         (token, _ts(st.utcnow()), qid))   # BEGIN IMMEDIATE: nobody changed it since
+            self._history(conn, qid, actor, "release_claimed", st.claim_note(before["status"]))
             raw = conn.execute("SELECT raw FROM held_raw WHERE id = ?", (qid,)).fetchone()
             if raw is None:
                 raise StoreUnavailable(f"the bytes of {qid} are missing")
             message = self._load(conn, qid)
-        return st.Claim(qid, token, message, bytes(raw["raw"]))
+        return st.Claim(qid, token, message, bytes(raw["raw"]), before["status"])
 
     async def finish_release(self, claim: st.Claim, actor: str, note: str) -> st.HeldMessage:
         return await self._run(self._settle, claim, "released", actor, "released", note)
@@ -327,18 +355,21 @@ class SqliteStore:
     async def abandon_release(self, claim: st.Claim, actor: str, reason: str) -> st.HeldMessage:
         return await self._run(self._settle, claim, "held", actor, "release_failed", reason)
 
+    async def mark_uncertain(self, claim: st.Claim, actor: str, reason: str) -> st.HeldMessage:
+        return await self._run(self._settle, claim, "release_uncertain", actor, "release_uncertain", reason)
+
     def _settle(self, conn: sqlite3.Connection, claim: st.Claim, status: str, actor: str, action: str,
                 note: str) -> st.HeldMessage:
         with self._tx(conn):
             cur = conn.execute(
                 "UPDATE held SET status = ?, claim_token = NULL, claimed_at = NULL"
-                " WHERE id = ? AND status = 'releasing' AND claim_token = ?",
+                " WHERE id = ? AND status IN ('releasing', 'release_uncertain') AND claim_token = ?",
                 (status, claim.id, claim.token),
             )
             lost = cur.rowcount != 1
-            self._history(conn, claim.id, actor, action, note + (" (claim had expired and was taken over)" if lost else ""))
+            self._history(conn, claim.id, actor, action, note + (st.LOST_CLAIM_SUFFIX if lost else ""))
         if lost:
-            raise AlreadyHandled(f"the release claim on {claim.id} expired and was taken over")
+            raise AlreadyHandled(st.lost_claim_error(claim.id))
         return self._load(conn, claim.id)
 
     async def delete(self, qid: str, actor: str, note: str = "") -> st.HeldMessage:
@@ -346,13 +377,12 @@ class SqliteStore:
         return await self._run(self._delete, qid, actor, note)
 
     def _delete(self, conn: sqlite3.Connection, qid: str, actor: str, note: str) -> st.HeldMessage:
-        now = _ts(st.utcnow())
         with self._tx(conn):
+            self._expire(conn, qid)
             before = self._status(conn, qid)
             cur = conn.execute(
                 "UPDATE held SET status = 'deleted', claim_token = NULL, claimed_at = NULL"
-                " WHERE id = ? AND (status = 'held' OR (status = 'releasing' AND claimed_at < ?))",
-                (qid, now - self.lease),
+                " WHERE id = ? AND status IN ('held', 'release_uncertain')", (qid,),
             )
             if cur.rowcount != 1:
                 raise AlreadyHandled(st.not_held_error(qid, before["status"]))

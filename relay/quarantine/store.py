@@ -8,16 +8,30 @@ history of everything reviewers did to it.
 
 Status moves only along these edges::
 
-    held --claim--> releasing --delivered--> released
-      ^                 |
-      +--- refused -----+        (next hop refused or was down; history says why)
-    held --delete--> deleted     (bytes removed; metadata and hash kept for audit)
+    held --claim--> releasing --next hop accepted--> released
+      ^               |    |
+      +-- refused ----+    +-- reply lost after the data, or lease ran out --> release_uncertain
+          (or down before the data; history says why)                              |
+    releasing <--claim with force (a duplicate is possible)------------------------+
+    held, release_uncertain --delete--> deleted   (bytes removed; metadata and hash kept for audit)
     any (but a live claim) --purge--> gone
 
 ``releasing`` carries a claim token and a claim time. The claim is one atomic
 ``UPDATE ... WHERE status = 'held'`` so two reviewers releasing the same
 message at once get one delivery and one :class:`~relay.errors.AlreadyHandled`.
-A claim older than the lease (a releaser that died) may be taken again.
+
+The relay never sends a message twice on its own. A release that may have
+reached the next hop without our knowing the answer ends in
+``release_uncertain``: the next hop's reply to the end of the data was lost,
+or the claim outlived its lease (the releasing process died, perhaps after the
+next hop's 250 and before the commit). Every store operation that looks at a
+message first turns claims past their lease into ``release_uncertain`` (with
+a history entry saying so); the claim token stays, so a releaser that was
+only slow can still record what the next hop said. A plain claim refuses a
+``release_uncertain`` message (:class:`~relay.errors.AlreadyHandled`); a
+claim with ``force`` (``relay quarantine release --force``, after the
+reviewer has checked the next hop's log) takes it, knowing a duplicate is
+possible.
 
 Ids are opaque: ``q-`` and 26 lower-case Crockford base32 characters (48 bits
 of milliseconds, 80 random bits, so they sort by time). Every id from outside
@@ -39,7 +53,12 @@ from relay.errors import NotFound
 
 UTC = dt.timezone.utc
 
-STATUSES = ("held", "releasing", "released", "deleted")
+STATUSES = ("held", "releasing", "released", "deleted", "release_uncertain")
+
+# History note when a claim outlived its lease (see the module docstring).
+EXPIRED_NOTE = ("the release claim outlived its lease: the releasing process died or lost the store, perhaps after"
+                " the next hop accepted the message; not resent. Check the next hop's log for it, then"
+                " `relay quarantine release --force` sends it again (a duplicate is possible)")
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 ID_RE = re.compile(r"q-[0-9a-hjkmnp-tv-z]{26}")
@@ -84,7 +103,7 @@ def utcnow() -> dt.datetime:
 class HistoryEntry:
     at: dt.datetime
     actor: str
-    action: str          # held, reveal, export, release_claimed, release_failed, released, deleted
+    action: str          # held, reveal, export, release_claimed, release_failed, release_uncertain, released, deleted
     note: str = ""
 
     def as_dict(self) -> dict[str, object]:
@@ -149,13 +168,15 @@ class HeldMessage:
 class Claim:
     """A release in progress: the message is ``releasing`` under ``token`` until finished or abandoned.
 
-    ``message`` is the record as claimed; backends may leave its history out.
+    ``message`` is the record as claimed; backends may leave its history out. ``previous`` is the
+    status the claim took it from (``release_uncertain`` only with ``force``).
     """
 
     id: str
     token: str
     message: HeldMessage
     raw: bytes
+    previous: str = "held"
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,17 +273,20 @@ class Store(Protocol):
     async def note(self, qid: str, actor: str, action: str, note: str = "") -> HeldMessage:
         """Add a history entry (reveal, export) and return the record."""
 
-    async def claim(self, qid: str, actor: str) -> Claim:
-        """held -> releasing, atomically; a claim older than the store's lease may be retaken."""
+    async def claim(self, qid: str, actor: str, force: bool = False) -> Claim:
+        """held -> releasing, atomically; with ``force`` also release_uncertain -> releasing."""
 
     async def finish_release(self, claim: Claim, actor: str, note: str) -> HeldMessage:
-        """releasing -> released, only if ``claim`` still holds it."""
+        """releasing (or release_uncertain after the lease) -> released, only under ``claim``'s token."""
 
     async def abandon_release(self, claim: Claim, actor: str, reason: str) -> HeldMessage:
-        """releasing -> held, recording why in the history."""
+        """releasing -> held (nothing reached the next hop), recording why in the history."""
+
+    async def mark_uncertain(self, claim: Claim, actor: str, reason: str) -> HeldMessage:
+        """releasing -> release_uncertain (the next hop may have it), recording why in the history."""
 
     async def delete(self, qid: str, actor: str, note: str = "") -> HeldMessage:
-        """held (or an expired claim) -> deleted; the bytes are removed, the record and hash stay."""
+        """held or release_uncertain -> deleted; the bytes are removed, the record and hash stay."""
 
     async def purge(self, older_than: dt.datetime, actor: str) -> list[Purged]:
         """Remove records (and bytes) held before ``older_than``; live claims are kept."""
@@ -331,7 +355,26 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+def claim_note(previous: str) -> str:
+    """The history note of a claim taken from ``previous``."""
+    if previous == "release_uncertain":
+        return "forced over an uncertain release: a duplicate is possible"
+    return ""
+
+
+LOST_CLAIM_SUFFIX = " (too late: the claim had outlived its lease; status left as it was)"
+
+
+def lost_claim_error(qid: str) -> str:
+    return (f"the release claim on {qid} outlived its lease and is no longer ours (the message was released"
+            f" again with --force, or deleted); nothing recorded for this release")
+
+
 def not_held_error(qid: str, status: str) -> str:
     if status == "releasing":
         return f"{qid} is being released by another reviewer right now"
+    if status == "release_uncertain":
+        return (f"{qid} may already have reached the next hop (release_uncertain; its history says what"
+                f" happened); not sent again. Check the next hop's log for it; if it is not there,"
+                f" `relay quarantine release --force {qid}` sends it (a duplicate is possible)")
     return f"{qid} was already {status}"

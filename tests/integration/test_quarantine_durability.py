@@ -101,45 +101,49 @@ def run(coro):
 
 
 @pytest.mark.postgres
-def test_two_processes_share_one_postgres_store(postgres_url, make_decision, tmp_path):
-    """Hold in this process (a replica's front), release from another process's CLI."""
-    from aiosmtpd.controller import Controller
+@pytest.mark.clamd
+def test_two_processes_share_one_postgres_store(postgres_url, start_relay, make_sink):
+    """A `relay serve` replica holds over SMTP; another process's CLI releases from the shared store."""
+    import aiosmtplib
 
-    from tests.fixtures.common import free_port
+    from tests.fixtures.smtp import ROOT
+    from tests.integration.test_quarantine_crash import HELD, HOLD_ALL
 
-    received = []
+    sink = make_sink()
+    relay = start_relay({"RELAY_UPSTREAM": f"127.0.0.1:{sink.port}", "RELAY_QUARANTINE": postgres_url},
+                        policy=HOLD_ALL)
+    raw = b"From: alice@example.org\r\nTo: ext@example.net\r\nSubject: shared\r\n\r\nHello.\r\n"
 
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):
-            received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
-            return "250 2.0.0 OK"
+    async def send() -> str:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.port, timeout=20, start_tls=False)
+        await smtp.connect()
+        try:
+            _, reply = await smtp.sendmail("alice@example.org", ["ext@example.net"], raw)
+            await smtp.quit()
+        finally:
+            smtp.close()
+        return reply
 
-    decision = make_decision()
-
-    async def hold():
-        async with open_store(postgres_url) as store:
-            return await store.hold(decision, decision.message.raw)
-
-    qid = run(hold())
-    controller = Controller(Handler(), hostname="127.0.0.1", port=free_port(), decode_data=False)
-    controller.start()
-    try:
-        env = {**os.environ, "RELAY_QUARANTINE": postgres_url, "RELAY_UPSTREAM": f"127.0.0.1:{controller.port}",
-               "RELAY_UPSTREAM_TLS": "off", "RELAY_HOSTNAME": "relay.test", "RELAY_LOG_FORMAT": "json"}
-        env.pop("RELAY_CONFIG", None)
-        out = subprocess.run([sys.executable, "-m", "relay.cli", "quarantine", "release", qid, "--reviewer", "ops",
-                              "--note", "checked"], env=env, capture_output=True, text=True, timeout=120)
-    finally:
-        controller.stop()
+    reply = run(asyncio.wait_for(send(), 60))
+    held = HELD.search(reply)
+    assert held, reply
+    qid = held.group(1)
+    assert sink.messages == []          # held, not forwarded
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    env.update({"RELAY_QUARANTINE": postgres_url, "RELAY_UPSTREAM": f"127.0.0.1:{sink.port}",
+                "RELAY_UPSTREAM_TLS": "off", "RELAY_HOSTNAME": "relay.test", "RELAY_LOG_FORMAT": "json"})
+    out = subprocess.run([sys.executable, "-m", "relay.cli", "quarantine", "release", qid, "--reviewer", "ops",
+                          "--note", "checked"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert f"released {qid}" in out.stdout
-    rules = ", ".join(m.rule_id for m in decision.verdict.matches if not m.monitor)
-    tags = f"X-Policy-Action: tag\r\nX-Policy-Rules: {rules}\r\n".encode()   # released mail is tagged
-    assert received == [("alice@example.ac.uk", ["bob@example.org"], tags + decision.message.raw)]
+    tags = b"X-Policy-Action: tag\r\nX-Policy-Rules: external-review\r\n"   # released mail is tagged
+    [released] = sink.wait_for_messages(1)
+    assert (released.mail_from, released.rcpt_tos, released.data) == ("alice@example.org", ("ext@example.net",),
+                                                                       tags + raw)
 
     async def status():
         async with open_store(postgres_url) as store:
             return await store.get(qid)
 
     msg = run(status())
-    assert msg.status == "released" and msg.history[-1].actor == "ops"
+    assert msg.status == "released" and msg.history[-1].actor == "ops" and msg.sha256 == sha256(raw)

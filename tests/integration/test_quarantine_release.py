@@ -172,7 +172,8 @@ def test_release_refused_by_the_next_hop_keeps_it_held(quarantine_url, make_deci
     assert len(handler.received) == 1
 
 
-def test_a_claim_left_by_a_dead_releaser_is_recovered_after_the_lease(quarantine_url, make_decision, sink, settings_for):
+def test_a_claim_left_by_a_dead_releaser_is_uncertain_after_the_lease_and_force_sends_it(
+        quarantine_url, make_decision, sink, settings_for):
     handler, port = sink
     decision = make_decision()
     settings = settings_for(quarantine_url, port)
@@ -180,11 +181,14 @@ def test_a_claim_left_by_a_dead_releaser_is_recovered_after_the_lease(quarantine
 
     async def go():
         async with open_store(quarantine_url, lease=0.2) as store:
-            await store.claim(qid, "died")  # a releaser that claimed, then died before delivering
+            await store.claim(qid, "died")  # a releaser that claimed, then died (before or after delivering)
             with pytest.raises(AlreadyHandled, match="being released"):
                 await actions.release(store, settings, qid, "rev2")
             await asyncio.sleep(0.5)
-            return await actions.release(store, settings, qid, "rev2")
+            with pytest.raises(AlreadyHandled, match="--force"):
+                await actions.release(store, settings, qid, "rev2")
+            assert handler.received == []
+            return await actions.release(store, settings, qid, "rev2", force=True)
 
     done = run(go())
     assert done.message.status == "released"

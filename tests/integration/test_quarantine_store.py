@@ -12,7 +12,7 @@ import pytest
 
 from relay.errors import AlreadyHandled, NotFound, StoreUnavailable
 from relay.quarantine import open_store
-from relay.quarantine.store import ID_RE, Filter, sha256, utcnow
+from relay.quarantine.store import EXPIRED_NOTE, ID_RE, Filter, sha256, utcnow
 
 HOSTILE_IDS = [
     "", "../../etc/passwd", "'; DROP TABLE held; --", "q-" + "a" * 10_000, "q-" + "A" * 26, "q-" + "u" * 26,
@@ -170,12 +170,19 @@ def test_abandoned_release_goes_back_to_held(quarantine_url, make_decision):
             claim = await store.claim(qid, "rev1")
             back = await store.abandon_release(claim, "rev1", "next hop refused: 550 no")
             again = await store.claim(qid, "rev2")
-            return back, again
+            uncertain = await store.mark_uncertain(again, "rev2", "no answer after the data")
+            with pytest.raises(AlreadyHandled, match="may already have reached the next hop"):
+                await store.claim(qid, "rev3")
+            counted = await store.count("release_uncertain")
+            deleted = await store.delete(qid, "rev3", "found in the next hop's log")
+            return back, again, uncertain, counted, deleted, await store.check()
 
-    back, again = run(go())
+    back, again, uncertain, counted, deleted, problems = run(go())
     assert back.status == "held"
     assert back.history[-1].action == "release_failed" and "550" in back.history[-1].note
     assert again.message.status == "releasing"
+    assert uncertain.status == "release_uncertain" and uncertain.history[-1].action == "release_uncertain"
+    assert counted == 1 and deleted.status == "deleted" and problems == []
 
 
 def test_concurrent_claims_give_exactly_one_winner(quarantine_url, make_decision):
@@ -193,23 +200,32 @@ def test_concurrent_claims_give_exactly_one_winner(quarantine_url, make_decision
     assert all(isinstance(r, AlreadyHandled) for r in results if r not in winners)
 
 
-def test_an_expired_claim_can_be_taken_over(quarantine_url, make_decision):
+def test_an_expired_claim_becomes_uncertain_and_only_a_forced_claim_takes_it(quarantine_url, make_decision):
     decision = make_decision()
 
     async def go():
         async with open_store(quarantine_url, lease=0.05) as store:
             qid = await store.hold(decision, decision.message.raw)
+            slow = await store.hold(decision, decision.message.raw)
             stale = await store.claim(qid, "crashed")
+            slow_claim = await store.claim(slow, "slow")
             await asyncio.sleep(0.3)
-            fresh = await store.claim(qid, "rev2")
-            with pytest.raises(AlreadyHandled, match="expired"):
+            listed = {r.id: r.status for r in await store.list()}
+            with pytest.raises(AlreadyHandled, match="release_uncertain"):
+                await store.claim(qid, "rev2")
+            fresh = await store.claim(qid, "rev2", force=True)
+            with pytest.raises(AlreadyHandled, match="outlived its lease"):
                 await store.finish_release(stale, "crashed", "late")
-            return await store.finish_release(fresh, "rev2", "ok")
+            # nobody forced the other one: its slow releaser can still record the next hop's answer
+            late = await store.finish_release(slow_claim, "slow", "next hop: 250 late")
+            return listed, fresh, await store.finish_release(fresh, "rev2", "ok"), late
 
-    done = run(go())
-    assert done.status == "released"
+    listed, fresh, done, late = run(go())
+    assert set(listed.values()) == {"release_uncertain"} and fresh.previous == "release_uncertain"
+    assert done.status == "released" and late.status == "released"
     actions = [(h.actor, h.action, h.note) for h in done.history]
-    assert ("rev2", "release_claimed", "previous claim expired") in actions
+    assert ("relay", "release_uncertain", EXPIRED_NOTE) in actions
+    assert ("rev2", "release_claimed", "forced over an uncertain release: a duplicate is possible") in actions
 
 
 def test_delete_removes_the_bytes_and_keeps_the_record(quarantine_url, make_decision):
