@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 import structlog
 from aiosmtpd.smtp import Session
 
-from relay import metrics, replies
+from relay import metrics, replies, tagging
 from relay.config import Settings
 from relay.envelope import Envelope
 from relay.errors import StoreError, UpstreamUnavailable
@@ -202,10 +202,11 @@ class RelayHandler:
         else:
             quarantine_id = None
         out = raw
+        forwarded = route.for_forwarded(decision.verdict)
         if self.tagger is not None:
-            out = self.tagger(out, route.for_forwarded(decision.verdict))
-        if self.signer is not None:
-            out = await self.signer.sign(out, envelope.mail_from)
+            out = self.tagger(out, forwarded)
+        if self.signer is not None:       # the tag headers this verdict adds are signed too
+            out = await self.signer.sign(out, envelope.mail_from, tagging.owned_names(self.settings, forwarded))
         try:
             answer = await upstream.data(out)
         except UpstreamUnavailable as exc:

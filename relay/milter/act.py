@@ -111,7 +111,8 @@ async def act(decision, envelope: Envelope, raw: bytes, recipients: Sequence[tup
     packets += header_packets(raw, verdict, settings, leading_space)
     if signer is not None:
         out = tagging.tag(raw, verdict, settings)
-        signatures = await asyncio.to_thread(signer.sign_headers, out, envelope.mail_from)
+        signatures = await asyncio.to_thread(signer.sign_headers, out, envelope.mail_from,
+                                              tagging.owned_names(settings, verdict))
         for name, value in reversed(signatures):       # the first signature ends up on top
             packets.append(p.encode_insheader(0, name, _value(value, leading_space)))
     packets.append(p.encode_continue())

@@ -34,6 +34,7 @@ from relay.dkim import Signer, load_key
 from relay.quarantine import open_store
 from relay.quarantine.release import release
 from relay.tagging import owned_names, split_head, tag
+from tests.fixtures.smtp import MINIMAL_POLICY
 from relay.verdict import Action, RuleMatch, TagSpec, Verdict
 
 PERL_VERIFIER = r"""
@@ -377,15 +378,25 @@ def test_released_message_is_tagged_and_signed(world, quarantine_url, make_decis
     fails(world.verify.all(b"X-Policy-Action: accept\r\n" + out))
 
 
-@pytest.mark.clamd
-def test_relay_serve_signs_what_it_forwards(world, start_relay, make_sink):
+DESKTOP_TAG_POLICY = MINIMAL_POLICY + """\
+  - id: desktop-client
+    clause: "5.4"
+    reason: "sent from a desktop mail client ({type})"
+    when: {finding: {kind: desktop_client}}
+    action: tag
+    tag:
+      headers: {X-Policy-Client: desktop}
+"""
+
+
+def _through_relay_serve(world, start_relay, make_sink, raw: bytes, policy: str | None = None) -> bytes:
+    """``raw`` sent through ``relay serve`` (the RSA key configured): what the sink got."""
     import aiosmtplib
 
     sink = make_sink()
     relay = start_relay({"RELAY_UPSTREAM": f"127.0.0.1:{sink.port}", "RELAY_DKIM_DOMAIN": "example.ac.uk",
-                         "RELAY_DKIM_SELECTOR": "rsa2026", "RELAY_DKIM_KEY": str(world.key_files["rsa2026"])})
-    raw = crlf(FORGED + "From: Alice <alice@example.ac.uk>\nTo: bob@example.org\nSubject: Minutes\n"
-               "Date: Sat, 28 Nov 2026 10:00:00 +0000\nMessage-ID: <served@example.ac.uk>\n\nSee attached.  \n")
+                         "RELAY_DKIM_SELECTOR": "rsa2026", "RELAY_DKIM_KEY": str(world.key_files["rsa2026"])},
+                        policy=policy)
 
     async def go():
         smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=relay.port, timeout=20, start_tls=False)
@@ -397,13 +408,33 @@ def test_relay_serve_signs_what_it_forwards(world, start_relay, make_sink):
 
     asyncio.run(asyncio.wait_for(go(), 60))
     [captured] = sink.wait_for_messages(1)
-    out = captured.data
+    return captured.data
+
+
+@pytest.mark.clamd
+def test_relay_serve_signs_what_it_forwards(world, start_relay, make_sink):
+    raw = crlf(FORGED + "From: Alice <alice@example.ac.uk>\nTo: bob@example.org\nSubject: Minutes\n"
+               "Date: Sat, 28 Nov 2026 10:00:00 +0000\nMessage-ID: <served@example.ac.uk>\n\nSee attached.  \n")
+    out = _through_relay_serve(world, start_relay, make_sink, raw)
     assert out.startswith(b"DKIM-Signature: ")
     msg = parsed(out)
     assert msg.get_all("X-Policy-Action") == ["accept"] and msg.get_all("X-Policy-Rules") == [""]
     assert b"none-matched" not in out
     passes(world.verify.all(out), "example.ac.uk", "rsa2026")
     fails(world.verify.all(out.replace(b"See attached.", b"See attachee.")))
+
+
+@pytest.mark.clamd
+def test_relay_serve_signs_the_rules_own_tag_headers(world, start_relay, make_sink):
+    """A tag rule's own header (X-Policy-Client) is signed: a copy added after signing breaks it."""
+    raw = crlf("X-Policy-Client: web\nFrom: Alice <alice@example.ac.uk>\nTo: bob@example.org\nSubject: Minutes\n"
+               "X-Mailer: Microsoft Outlook 16.0\nDate: Sat, 28 Nov 2026 10:00:00 +0000\n"
+               "Message-ID: <desktop@example.ac.uk>\n\nSee you at the meeting.\n")
+    out = _through_relay_serve(world, start_relay, make_sink, raw, DESKTOP_TAG_POLICY)
+    assert parsed(out).get_all("X-Policy-Client") == ["desktop"]
+    passes(world.verify.all(out), "example.ac.uk", "rsa2026")
+    cut = out.index(b"X-Policy-Action")
+    fails(world.verify.all(out[:cut] + b"X-Policy-Client: web\r\n" + out[cut:]))
 
 
 # --------------------------------------------------------------------------- which key

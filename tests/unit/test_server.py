@@ -717,7 +717,7 @@ def test_forwarded_copy_is_tagged_then_signed_and_the_hold_keeps_the_received_by
         return b"X-Policy-Action: " + str(verdict.action).encode() + b"\r\n" + raw
 
     class Signer:
-        async def sign(self, raw, mail_from):
+        async def sign(self, raw, mail_from, own=()):
             calls.append(("sign", mail_from))
             assert raw.startswith(b"X-Policy-Action")
             return b"DKIM-Signature: fake\r\n" + raw

@@ -4,6 +4,7 @@ the message ``tagging.tag`` makes (so the DKIM signature, computed over that, ho
 from __future__ import annotations
 
 import asyncio
+import re
 import struct
 
 import pytest
@@ -88,6 +89,9 @@ def test_dkim_signature_goes_on_top_over_the_edited_message(make_settings, tmp_p
     assert edited.endswith(tagged)
     body_hash = signer.signatures(tagged)[0].split(b"bh=")[1].split(b";")[0]
     assert b"bh=" + body_hash in edited                   # signed over the same output copy
+    signed = re.search(rb"\bh=([^;]+);", edited.split(b"\r\n\r\n", 1)[0].replace(b"\r\n\t", b"")).group(1)
+    names = [n.strip().lower() for n in signed.replace(b" ", b"").split(b":")]
+    assert names.count(b"x-note") == 2                  # the rule's own tag header: signed and over-signed
 
 
 def test_hold_without_a_store_is_a_tempfail_not_a_discard(make_settings):
