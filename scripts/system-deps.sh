@@ -5,7 +5,8 @@ set -euo pipefail
 what=${1:-test}
 pkgs=(python3-venv libmagic1 clamav-daemon clamdscan)
 if [ "$what" = test ]; then
-  pkgs+=(clamav-testfiles postgresql postfix swaks libmail-dkim-perl opendkim opendkim-tools docker-compose)
+  pkgs+=(clamav-testfiles postgresql postfix swaks libmail-dkim-perl opendkim opendkim-tools docker-compose
+        systemd)   # systemd: systemd-analyze verify checks deploy/systemd/relay.service
 fi
 missing=()
 for p in "${pkgs[@]}"; do
