@@ -75,7 +75,8 @@ def test_every_decision_field_is_documented():
         assert field in CODE, f"docs/admin.md does not document the decision field `{field}`"
 
 
-@pytest.mark.parametrize("event", ["quarantine.release", "quarantine.release_failed", "quarantine.delete",
+@pytest.mark.parametrize("event", ["quarantine.release", "quarantine.release_failed", "quarantine.release_uncertain",
+                                   "quarantine.release_forced", "milter.deadline", "quarantine.delete",
                                    "quarantine.reveal", "quarantine.export", "quarantine.purge",
                                    "quarantine.purged", "policy.reloaded", "policy.reload_failed"])
 def test_events_are_documented(event):
