@@ -214,5 +214,9 @@ async def start_metrics(settings: Settings, store=None):
     from relay import metrics
 
     checks, close = metrics.standard_checks(settings, store)
-    server = await metrics.serve_http(settings.metrics.host, settings.metrics.port, metrics.Readiness(checks))
+    try:
+        server = await metrics.serve_http(settings.metrics.host, settings.metrics.port, metrics.Readiness(checks))
+    except BaseException:          # the port is taken, ...: stop the held-count task and its store too
+        await close()
+        raise
     return server, close
