@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -26,21 +25,12 @@ import pytest
 
 from relay.quarantine import open_store
 from relay.quarantine.store import sha256
-from tests.fixtures.smtp import MINIMAL_POLICY, ROOT
+from tests.fixtures.smtp import HELD, HOLD_ALL, ROOT
 
 pytestmark = pytest.mark.slow
 
 CLI_TIMEOUT = 120
 
-HOLD_ALL = MINIMAL_POLICY + """\
-  - id: external-review
-    clause: "3.5"
-    reason: "mail to {recipients} external recipient(s) is reviewed"
-    when: {external_recipients: true}
-    action: hold
-"""
-
-HELD = re.compile(r"held for review (q-[0-9a-z]{26})$")
 
 
 def _message(sender: int, n: int) -> bytes:

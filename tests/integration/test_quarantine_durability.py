@@ -107,7 +107,7 @@ def test_two_processes_share_one_postgres_store(postgres_url, start_relay, make_
     import aiosmtplib
 
     from tests.fixtures.smtp import ROOT
-    from tests.integration.test_quarantine_crash import HELD, HOLD_ALL
+    from tests.fixtures.smtp import HELD, HOLD_ALL
 
     sink = make_sink()
     relay = start_relay({"RELAY_UPSTREAM": f"127.0.0.1:{sink.port}", "RELAY_QUARANTINE": postgres_url},
