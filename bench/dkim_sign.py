@@ -2,24 +2,29 @@
 
 (Not named dkim.py: run as a script, that name would shadow dkimpy's ``dkim`` package.)
 
-    .venv/bin/python bench/dkim_sign.py [--rounds N] [--burst N]
+    .venv/bin/python bench/dkim_sign.py [--rounds N] [--burst N] [--sizes 20000,1000000,10000000]
 
-Both sides sign through ``relay.dkim.Signer`` (dkimpy's ``DKIM.sign``, the
+All sides sign through ``relay.dkim.Signer`` (dkimpy's ``DKIM.sign``, the
 relay's header list, relaxed/relaxed) with throw-away keys (RSA 2048, Ed25519)
-on tagged messages of 20 KB and 1 MB, in one run:
+on tagged messages of each size, in one run:
 
-- ``pure``: dkimpy's own RSA primitive (``dkim.crypto.RSASSA_PKCS1_v1_5_sign``,
-  Python ``pow``), put back for the measurement;
-- ``openssl``: what the relay runs, dkimpy with that one primitive swapped for
-  OpenSSL's (``relay.dkim.openssl_rsa_sign``).
+- ``pure``: dkimpy as shipped: its own RSA primitive
+  (``dkim.crypto.RSASSA_PKCS1_v1_5_sign``, Python ``pow``), its relaxed body
+  canonicalisation over the whole body, its parser over the whole message;
+- ``openssl``: only the RSA primitive swapped for OpenSSL's
+  (``relay.dkim.openssl_rsa_sign``);
+- ``relay``: what the relay runs: that swap, plus the body canonicalised in
+  pieces (``relay.dkim.relaxed_body``) and handed over without dkimpy's
+  line split (``relay.dkim.dkimpy_signer``).
 
-The swap touches RSA only: Ed25519 is PyNaCl (libsodium) on both sides, so its
-two rows differ by noise alone. Per row: ms per signature, wall and CPU
-(medians of ``--rounds`` sequential calls), msg/s of ``--burst`` concurrent ``Signer.sign``
-calls (worker threads, as the relay signs), and the longest gap a 1 ms ticker on
-the event loop sees while signatures run one at a time in a worker thread (what
-the GIL held by signing costs every other connection). Test body: 64-byte lines ending in two spaces, the worst
-ordinary case for relaxed canonicalisation. Results: bench/RESULTS.md, "DKIM signing".
+The RSA swap touches RSA only: Ed25519 is PyNaCl (libsodium) on every side. Per
+row: ms per signature, wall and CPU (medians of ``--rounds`` sequential
+calls), msg/s of ``--burst`` concurrent ``Signer.sign`` calls (worker threads,
+as the relay signs), and the longest gap a 1 ms ticker on the event loop sees
+while signatures run one at a time in a worker thread (what the GIL held by
+signing costs every other connection). Test body: 64-byte lines ending in two
+spaces, the worst ordinary case for relaxed canonicalisation. Results:
+bench/RESULTS.md, "DKIM signing".
 """
 
 from __future__ import annotations
@@ -32,15 +37,31 @@ import time
 from pathlib import Path
 
 import dkim as dkimpy
+import dkim.canonicalization as dkimpy_canon
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from relay.config import Settings
-from relay.dkim import PURE_RSA_SIGN, Signer, openssl_rsa_sign
+import relay.dkim as relay_dkim
+from relay.dkim import PURE_RELAXED_BODY, PURE_RSA_SIGN, Signer, dkimpy_signer, openssl_rsa_sign, relaxed_body
 from relay.tagging import owned_names, tag
 from relay.verdict import Action, RuleMatch, TagSpec, Verdict
 
-PRIMITIVES = {"pure": PURE_RSA_SIGN, "openssl": openssl_rsa_sign}
+def _whole_message(message: bytes, algorithm: bytes) -> dkimpy.DKIM:
+    return dkimpy.DKIM(message, signature_algorithm=algorithm)
+
+
+# side -> (RSA primitive, relaxed body canonicalisation, how dkimpy gets the message)
+SIDES = {"pure": (PURE_RSA_SIGN, PURE_RELAXED_BODY, _whole_message),
+         "openssl": (openssl_rsa_sign, PURE_RELAXED_BODY, _whole_message),
+         "relay": (openssl_rsa_sign, relaxed_body, dkimpy_signer)}
+
+
+def use(side: str) -> None:
+    primitive, body, parse = SIDES[side]
+    dkimpy.RSASSA_PKCS1_v1_5_sign = primitive
+    dkimpy_canon.Relaxed.canonicalize_body = staticmethod(body)
+    relay_dkim.dkimpy_signer = parse
 
 
 def message(size: int) -> bytes:
@@ -95,7 +116,8 @@ async def loop_gap(signer: Signer, raw: bytes, own: frozenset[str], rounds: int)
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=20, help="sequential signatures per row (median)")
-    parser.add_argument("--burst", type=int, default=100, help="concurrent signatures per row at 20 KB (1 MB: a fifth)")
+    parser.add_argument("--burst", type=int, default=100, help="concurrent signatures per row at 20 KB (larger: fewer)")
+    parser.add_argument("--sizes", default="20000,1000000,10000000", help="message sizes in bytes, comma-separated")
     args = parser.parse_args()
     verdict = Verdict(Action.TAG, (RuleMatch("contract-external", "4.1", Action.TAG, "r"),),
                       tag=TagSpec((("X-Policy-Note", "contract language to external recipients"),), "[EXTERNAL]"))
@@ -111,22 +133,22 @@ def main() -> None:
                                               "dkim_key": str(path)})
             signers[name] = Signer.from_settings(settings)
         own = owned_names(settings, verdict)
-        print(f"{'key':<9} {'size':>8} {'primitive':<8} {'ms/sig':>8} {'cpu ms':>8} {'msg/s':>8} {'loop gap ms':>12}")
-        for size in (20_000, 1_000_000):
+        print(f"{'key':<9} {'size':>9} {'side':<8} {'ms/sig':>8} {'cpu ms':>8} {'msg/s':>8} {'loop gap ms':>12}")
+        for size in (int(x) for x in args.sizes.split(",")):
             raw = tag(message(size), verdict, settings)
-            rounds = args.rounds if size <= 20_000 else max(3, args.rounds // 4)
-            count = args.burst if size <= 20_000 else max(4, args.burst // 5)
+            scale = max(1, size // 20_000)
+            rounds = max(3, args.rounds // min(scale, 4))
+            count = max(4, args.burst // min(scale, 25))
             for name, signer in signers.items():
-                for label, primitive in PRIMITIVES.items():
-                    dkimpy.RSASSA_PKCS1_v1_5_sign = primitive
+                for side in SIDES:
+                    use(side)
                     try:
                         ms, cpu = per_signature_ms(signer, raw, own, rounds)
                         rate = asyncio.run(burst(signer, raw, own, count))
                         gap = asyncio.run(loop_gap(signer, raw, own, rounds))
                     finally:
-                        dkimpy.RSASSA_PKCS1_v1_5_sign = openssl_rsa_sign
-                    print(f"{name:<9} {size:>8} {label:<8} {ms:>8.2f} {cpu:>8.2f} {rate:>8.0f} {gap:>12.1f}", flush=True)
-
+                        use("relay")
+                    print(f"{name:<9} {size:>9} {side:<8} {ms:>8.2f} {cpu:>8.2f} {rate:>8.1f} {gap:>12.1f}", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -30,8 +30,18 @@ the same digest with OpenSSL (``cryptography``, PKCS#1 v1.5, under 1 ms).
 PKCS#1 v1.5 is deterministic, so the signature bytes are identical to
 dkimpy's own (tests/unit/test_dkim.py checks it on several keys); everything
 else (header selection, canonicalisation, the field's layout) stays dkimpy's.
-What is left is dkimpy's canonicalisation in Python regular expressions, which
-hold the GIL too: about 0.1 s a megabyte of body (bench/dkim_sign.py).
+What is left is dkimpy's canonicalisation in regular expressions, about 0.1 s
+of CPU a megabyte of body (bench/dkim_sign.py). A regular expression holds the
+GIL for the whole string, so over a large body one call would stall the event
+loop (and every other session) for as long as it runs, although signing runs
+in a thread. So dkimpy's relaxed body canonicalisation is also replaced, by
+:func:`relaxed_body`: the same dkimpy functions over line-aligned pieces of
+``BODY_PIECE`` bytes (relaxed canonicalisation is line-local; only trailing
+empty lines need the whole body), which lets the loop run between pieces; and
+:func:`make_signature` hands dkimpy the body as it is instead of letting its
+parser split the whole message into lines and join them again (the same bytes
+when every line ends in CRLF, which is checked). Both give byte-identical
+signatures to plain dkimpy (tests/unit/test_dkim.py).
 
 Every signature is checked by two independent verifiers (OpenDKIM, Perl
 Mail::DKIM) in ``tests/integration/test_dkim_verify.py``.
@@ -46,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dkim as dkimpy
+import dkim.canonicalization as dkimpy_canon
 import dkim.crypto as dkimpy_crypto
 import structlog
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -109,6 +120,33 @@ def openssl_rsa_sign(hash, private_key: dict) -> bytes:   # noqa: A002 - dkimpy'
 
 
 dkimpy.RSASSA_PKCS1_v1_5_sign = openssl_rsa_sign
+
+
+# --------------------------------------------------------------------------- dkimpy's relaxed body, in pieces
+
+
+BODY_PIECE = 32 * 1024          # bytes a regular expression holds the GIL over at most (about 4 ms)
+PURE_RELAXED_BODY = dkimpy_canon.Relaxed.canonicalize_body
+
+
+def relaxed_body(body: bytes, piece: int = BODY_PIECE) -> bytes:
+    """dkimpy's relaxed body canonicalisation (RFC 6376 3.4.4), a piece of about
+    ``piece`` bytes at a time, each piece ending after a line feed: trailing
+    whitespace and whitespace runs never cross a line end, so the pieces'
+    results joined are the whole body's; trailing empty lines are then dropped
+    from the whole."""
+    if len(body) <= piece:
+        return PURE_RELAXED_BODY(body)
+    parts, start, n = [], 0, len(body)
+    while start < n:
+        cut = body.find(b"\n", min(start + piece, n))
+        end = n if cut < 0 else cut + 1
+        parts.append(dkimpy_canon.compress_whitespace(dkimpy_canon.strip_trailing_whitespace(body[start:end])))
+        start = end
+    return dkimpy_canon.correct_empty_body(dkimpy_canon.strip_trailing_lines(b"".join(parts)))
+
+
+dkimpy_canon.Relaxed.canonicalize_body = staticmethod(relaxed_body)
 
 
 # --------------------------------------------------------------------------- keys
@@ -223,11 +261,24 @@ def _for_dkimpy(fields: tuple[Field, ...], raw: bytes, rest: bytes) -> bytes:
     return message if message.endswith(b"\n") else message + b"\r\n"
 
 
+def dkimpy_signer(message: bytes, algorithm: bytes) -> dkimpy.DKIM:
+    """dkimpy's signer for ``message``. dkimpy's parser splits the whole message into
+    lines and joins the body's again with CRLF (one long hold of the GIL for a large
+    message); when every line already ends in CRLF that join gives back the body as
+    it is, so only the header block is parsed and the body is handed over."""
+    cut = message.find(b"\r\n\r\n")
+    if cut < 0 or message.startswith(b"\r\n") or message.count(b"\n") != message.count(b"\r\n"):
+        return dkimpy.DKIM(message, signature_algorithm=algorithm)
+    signer = dkimpy.DKIM(message[:cut + 4], signature_algorithm=algorithm)
+    signer.body = message[cut + 4:]
+    return signer
+
+
 def make_signature(key: SigningKey, raw: bytes, own: Iterable[str] = ()) -> bytes:
     """The complete ``DKIM-Signature`` field (folded, CRLF-terminated) for ``raw``, by dkimpy."""
     head = split_head(raw)
     message = _for_dkimpy(head.fields, raw, head.rest)
-    signer = dkimpy.DKIM(message, signature_algorithm=key.algorithm.encode("ascii"))
+    signer = dkimpy_signer(message, key.algorithm.encode("ascii"))
     return signer.sign(key.selector.encode("ascii"), key.domain.encode("ascii"),
                        key.secret or dkimpy_secret(key.private),
                        canonicalize=(b"relaxed", b"relaxed"),

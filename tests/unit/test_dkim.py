@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 
 from relay.commands.dkim import dkim as dkim_command
 from relay.commands.dkim import txt_record
-from relay.dkim import (PURE_RSA_SIGN, Signer, SigningKey, make_signature, normalise_domain, openssl_rsa_sign,
-                        signed_header_names)
+from relay.dkim import (BODY_PIECE, PURE_RELAXED_BODY, PURE_RSA_SIGN, Signer, SigningKey, dkimpy_signer,
+                        make_signature, normalise_domain, openssl_rsa_sign, relaxed_body, signed_header_names)
 from relay.errors import ConfigError
 
 MESSAGE = (b"From: Alice <alice@example.ac.uk>\r\nTo: bob@example.org\r\nSubject: hi\r\n"
@@ -379,6 +379,39 @@ def test_the_signer_goes_through_the_swapped_primitive(signer, monkeypatch):
     monkeypatch.setattr(dkimpy, "RSASSA_PKCS1_v1_5_sign", spy)
     assert signer.sign_sync(MESSAGE).startswith(b"DKIM-Signature:")
     assert calls == ["sha256"]
+
+
+_BODY_BITS = [b"a", b"bc", b" ", b"\t", b"  \t", b"\r\n", b"\n", b"\r", "é".encode(), b"\r\n\r\n"]
+
+
+@given(st.lists(st.sampled_from(_BODY_BITS), max_size=200), st.integers(1, 40))
+@settings(max_examples=300, deadline=None)
+def test_relaxed_body_in_pieces_is_dkimpys(bits, piece):
+    body = b"".join(bits)
+    assert relaxed_body(body, piece) == PURE_RELAXED_BODY(body)
+
+
+def test_dkimpy_canonicalises_relaxed_bodies_in_pieces():
+    assert dkimpy.canonicalization.Relaxed.canonicalize_body is relaxed_body
+    assert PURE_RELAXED_BODY is not relaxed_body
+
+
+def test_signatures_identical_to_plain_dkimpys(rsa_keys, monkeypatch):
+    """The body handed over and canonicalised in pieces: dkimpy's own bytes, large or not,
+    CRLF only or with bare line ends (which take dkimpy's own parser)."""
+    big = b"".join(b"line %d \t of  text\t \r\n" % i for i in range(20000)) + b"\r\n\r\n"
+    messages = [MESSAGE, MESSAGE + big, MESSAGE + b"bare\nline ends  \n" * 5000, b"\r\nno header\r\n",
+                b"From: a@example.ac.uk\r\nSubject: no body"]
+    names = [b"from", b"from", b"subject", b"to"]
+    monkeypatch.setattr(dkimpy.time, "time", lambda: 1795879055.5)
+    pem = rsa_keys[0]
+    ours = [dkimpy_signer(raw, b"rsa-sha256").sign(b"s1", b"example.ac.uk", pem, canonicalize=(b"relaxed", b"relaxed"),
+                                                    include_headers=names) for raw in messages]
+    monkeypatch.setattr(dkimpy.canonicalization.Relaxed, "canonicalize_body", staticmethod(PURE_RELAXED_BODY))
+    plain = [dkimpy.sign(raw, b"s1", b"example.ac.uk", pem, canonicalize=(b"relaxed", b"relaxed"),
+                         include_headers=names) for raw in messages]
+    assert ours == plain and len(set(plain)) == len(plain)
+    assert len(MESSAGE + big) > 10 * BODY_PIECE
 
 
 # --------------------------------------------------------------------------- keygen
