@@ -85,8 +85,8 @@ if ! official; then
     {
         echo "############################################################################"
         echo "## WARNING: $why"
-        echo "## This clamd has ONLY TEST SIGNATURES (no official *.cvd/*.cld in its     ##"
-        echo "## database). It detects NO real malware. Do not use it for real mail.    ##"
+        echo "## This clamd has ONLY TEST SIGNATURES (no official *.cvd/*.cld in its"
+        echo "## database). It detects NO real malware. Do not use it for real mail."
         echo "## Signature directory: $dir/db"
         echo "############################################################################"
     } >&2
