@@ -45,12 +45,23 @@ def _entries() -> list[tuple[str, str, str]]:
 ENTRIES = _entries()
 
 
+# The sign-off "--" opens a signature only at the start of a line (contacts._SIGN_OFF);
+# anywhere else it is a rule line or a dash, and "-----" would be four matches.
+_DASHES = b"^[ \t>]*--"
+
+
 class _Hyperscan:
     def __init__(self) -> None:
         self.db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        exprs = [re.escape(word).encode() for word, _, _ in ENTRIES]
-        self.db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs),
-                        flags=[hyperscan.HS_FLAG_CASELESS] * len(exprs))
+        exprs, flags = [], []
+        for word, family, _ in ENTRIES:
+            if (word, family) == ("--", "signoff"):
+                exprs.append(_DASHES)
+                flags.append(hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_MULTILINE)
+            else:
+                exprs.append(re.escape(word).encode())
+                flags.append(hyperscan.HS_FLAG_CASELESS)
+        self.db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
         self.local = threading.local()
 
     def find(self, text: str) -> list[tuple[int, int, str, str, str]]:
@@ -75,8 +86,19 @@ class _AhoCorasick:
         hits = []
         for last, idx in self.auto.iter(low):
             word, family, category = ENTRIES[idx]
-            hits.append((last + 1 - len(word), last + 1, family, category, word))
+            start = last + 1 - len(word)
+            if word == "--" and family == "signoff" and not _opens_line(text, start):
+                continue
+            hits.append((start, last + 1, family, category, word))
         return hits
+
+
+def _opens_line(text: str, pos: int) -> bool:
+    """Only spaces, tabs and quote marks (``>``) before ``pos`` on its line (what ``_DASHES`` matches)."""
+    i = pos
+    while i > 0 and text[i - 1] in " \t>":
+        i -= 1
+    return i == 0 or text[i - 1] == "\n"
 
 
 def make_matcher(prefer_hyperscan: bool = True):

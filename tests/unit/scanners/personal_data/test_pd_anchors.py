@@ -3,7 +3,8 @@ import pytest
 from relay.scanners.personal_data import anchors
 
 TEXT = ("Mr Patel has been DIAGNOSED with Diabetes. password: x1 GHP_abc. Date of Birth 1/2/1990.\n"
-        "Kind regards,\nİstanbul office — Straße 5, ghp_ token, born")
+        "Kind regards,\nİstanbul office — Straße 5, ghp_ token, born\n"
+        "-----------\nnot -- here\n-- \n > --\n")
 
 
 def test_hyperscan_and_aho_corasick_agree():
@@ -20,6 +21,12 @@ def test_families():
     fams = {(f, w) for _, _, f, _, w in anchors.find(TEXT)}
     assert ("term", "diagnosed with") in fams and ("password", "password") in fams
     assert ("dob", "date of birth") in fams and ("signoff", "regards") in fams and ("token", "ghp_") in fams
+
+
+def test_dashes_count_as_a_sign_off_only_where_a_line_starts_with_them():
+    for matcher in (anchors.make_matcher(prefer_hyperscan=True), anchors.make_matcher(prefer_hyperscan=False)):
+        starts = [s for s, _, family, _, word in matcher.find(TEXT) if family == "signoff" and word == "--"]
+        assert [TEXT[s - 1:s + 3] for s in starts] == ["\n---", "\n-- ", " --\n"]
 
 
 def test_matcher_is_usable_from_threads():
