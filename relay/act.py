@@ -39,7 +39,22 @@ if TYPE_CHECKING:
 log = structlog.get_logger("relay.server")
 
 
-class RelayHandler:
+class HookListing:
+    """``dir()`` lists only the methods whose names start with ``HOOK_PREFIXES``. aiosmtpd
+    looks its hooks up in ``dir()`` and ``inspect.getmembers()`` once per client connection;
+    the full listing made that 0.4 ms of CPU per session, a sixth of a 20 KB pass-through message."""
+
+    HOOK_PREFIXES: ClassVar[tuple[str, ...]] = ()
+    _hook_names: ClassVar[list[str]]    # per class, computed at the first connection
+
+    def __dir__(self) -> list[str]:
+        cls = type(self)
+        if "_hook_names" not in cls.__dict__:
+            cls._hook_names = [n for n in super().__dir__() if n.startswith(cls.HOOK_PREFIXES)]
+        return list(cls._hook_names)
+
+
+class RelayHandler(HookListing):
     """The aiosmtpd hooks (mirror MAIL and RCPT to the next hop) and the act stage.
 
     Collaborators are optional and wired by ``serving.build_collaborators``:
@@ -57,15 +72,9 @@ class RelayHandler:
         self.tagger = tagger
         self.signer = signer
 
-    _hook_names: ClassVar[list[str]]    # per class, computed at the first connection
-
-    def __dir__(self) -> list[str]:
-        """Only the ``handle_*`` and ``auth_*`` methods, all aiosmtpd looks for in ``dir(handler)``
-        and ``inspect.getmembers(handler)`` when each client connects (see ``RelaySMTP.__dir__``)."""
-        cls = type(self)
-        if "_hook_names" not in cls.__dict__:
-            cls._hook_names = [n for n in super().__dir__() if n.startswith(("handle_", "auth_"))]
-        return list(cls._hook_names)
+    # Only these are listed: all aiosmtpd looks for in ``dir(handler)`` and
+    # ``inspect.getmembers(handler)`` when each client connects (see ``HookListing``).
+    HOOK_PREFIXES = ("handle_", "auth_")
 
     def set_pipeline(self, pipeline) -> None:
         """Swap the pipeline (SIGHUP reload); transactions already deciding keep the old one."""

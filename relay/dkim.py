@@ -65,7 +65,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, uti
 
 from relay.config import DkimKey, Settings
 from relay.errors import ConfigError
-from relay.tagging import Field, header_domain, owned_names, split_head, tag
+from relay.tagging import Field, Head, header_domain, owned_names, split_head, tag
 from relay.verdict import Verdict
 
 MIN_RSA_BITS = 2048
@@ -228,11 +228,12 @@ def load_key(entry: DkimKey) -> SigningKey:
 # --------------------------------------------------------------------------- signing
 
 
-def signed_header_names(raw: bytes, own: Iterable[str] = ()) -> list[str]:
-    """The h= list for ``raw``: each signed field as often as it occurs, the
-    over-signed ones (and ``own``) once more, so none can be added later."""
+def signed_header_names(raw: bytes, own: Iterable[str] = (), head: Head | None = None) -> list[str]:
+    """The h= list for ``raw`` (``head``: its :func:`split_head`, when the caller has it): each
+    signed field as often as it occurs, the over-signed ones (and ``own``) once more, so none
+    can be added later."""
     counts: dict[str, int] = {}
-    for f in split_head(raw).fields:
+    for f in (head or split_head(raw)).fields:
         if f.key:
             counts[f.key] = counts.get(f.key, 0) + 1
     own_names = [n.lower() for n in own]
@@ -282,7 +283,7 @@ def make_signature(key: SigningKey, raw: bytes, own: Iterable[str] = ()) -> byte
     return signer.sign(key.selector.encode("ascii"), key.domain.encode("ascii"),
                        key.secret or dkimpy_secret(key.private),
                        canonicalize=(b"relaxed", b"relaxed"),
-                       include_headers=[n.encode("ascii") for n in signed_header_names(raw, own)])
+                       include_headers=[n.encode("ascii") for n in signed_header_names(raw, own, head)])
 
 
 # --------------------------------------------------------------------------- the signer
@@ -341,7 +342,7 @@ class Signer:
         if froms > 1:
             _log.warning("dkim.not_signed", reason="several From fields", from_fields=froms)
             return []
-        names = tuple(dict.fromkeys((*self.own_headers, *own)))
+        names = tuple(dict.fromkeys((*self.own_headers, *sorted(own))))   # one h= order in every process
         out = []
         for key in keys:
             try:

@@ -198,27 +198,14 @@ class HeldGauge:
             await asyncio.sleep(self.interval)
 
 
-def standard_checks(settings, store=None) -> tuple[dict[str, Check], Callable[[], Awaitable[None]]]:
+def standard_checks(settings, store) -> dict[str, Check]:
     """The readiness checks of a relay: clamd answers PING (any address: failover), the quarantine
-    store is writable (a rolled-back probe write), and the next hop answers EHLO. Also starts the
-    :class:`HeldGauge` of ``relay_quarantine_held`` (so call it on the running loop that serves
-    ``/metrics``). ``store``: the process's own store, reused; without it one is opened.
-    Returns the checks and a ``close`` that stops the gauge and closes a store they opened."""
+    ``store`` is writable (a rolled-back probe write), and the next hop answers EHLO."""
     import aiosmtplib
 
     from relay.clamd import Clamd
-    from relay.quarantine import open_store
 
     clamd = Clamd.from_settings(settings)
-    owned = store is None
-    store = open_store(settings.quarantine) if owned else store
-    held = HeldGauge(store)
-    held.start()
-
-    async def close() -> None:
-        await held.stop()
-        if owned:
-            await store.close()
 
     async def clamd_check() -> None:
         await clamd.ping()
@@ -238,4 +225,4 @@ def standard_checks(settings, store=None) -> tuple[dict[str, Check], Callable[[]
             except aiosmtplib.SMTPException:
                 client.close()
 
-    return {"clamd": clamd_check, "quarantine": store_check, "next_hop": next_hop_check}, close
+    return {"clamd": clamd_check, "quarantine": store_check, "next_hop": next_hop_check}

@@ -70,10 +70,14 @@ class Pipeline:
         needed = getattr(policy, "kinds", None)
         self.scanners = tuple(s for s in self.available if needed is None or not kinds_of(s).isdisjoint(needed))
         self._extracts = any(reads_text(s) for s in self.scanners) or needed is None or "extraction_failed" in needed
-        self._sync = [callable(getattr(s, "scan_sync", None)) for s in self.scanners]
-        # A policy that tests no finding (envelope, size, headers only) and so runs no scanner
+        # the CPU-only scanners (scan_sync: run together) and the others (clamd: I/O, each a task),
+        # with their places in self.scanners, which orders the findings
+        sync = [callable(getattr(s, "scan_sync", None)) for s in self.scanners]
+        self._cpu = [(i, s) for i, s in enumerate(self.scanners) if sync[i]]
+        self._waiting = [(i, s) for i, s in enumerate(self.scanners) if not sync[i]]
+        # A policy that tests no finding (envelope, size, headers only) runs no scanner and
         # needs no body: parse problems (malformed, limit_exceeded) are findings it does not test.
-        self._head_only = needed is not None and not needed and not self.scanners
+        self._head_only = needed is not None and not needed
         self._parse_limits = message_mod.ParseLimits.from_settings(settings)
         self._extract_limits = extract_mod.ExtractLimits.from_settings(settings)
 
@@ -124,11 +128,10 @@ class Pipeline:
         else one after another in one worker thread under ``scan_timeout``, while the others
         (clamd: I/O) run as tasks, each under its own ``scan_timeout``."""
         results: list[Sequence[Finding] | None] = [None] * len(self.scanners)
-        cpu = [(i, s) for i, s in enumerate(self.scanners) if self._sync[i]]
+        cpu, waiting = self._cpu, self._waiting
         if cpu and small(ctx.message) and small_text(ctx):
             _run_sync(cpu, ctx, results, timings)
             cpu = []
-        waiting = [(i, s) for i, s in enumerate(self.scanners) if not self._sync[i]]
         if cpu or waiting:
             async with asyncio.TaskGroup() as tg:
                 if cpu:

@@ -209,14 +209,28 @@ async def _reload_loop(trigger: Trigger, handler: RelayHandler) -> None:
 
 
 async def start_metrics(settings: Settings, store=None):
-    """/metrics, /healthz and /readyz (clamd, quarantine store, next hop); returns the server and a close.
-    ``store``: the worker's own quarantine store, reused by the readiness check."""
+    """/metrics, /healthz and /readyz (clamd, quarantine store, next hop), and the
+    :class:`~relay.metrics.HeldGauge` that keeps ``relay_quarantine_held`` current; returns the
+    server and a ``close`` that stops the gauge (and closes a store opened here). ``store``: the
+    worker's own quarantine store, reused; without it one is opened."""
     from relay import metrics
+    from relay.quarantine import open_store
 
-    checks, close = metrics.standard_checks(settings, store)
+    owned = store is None
+    store = open_store(settings.quarantine) if owned else store
     try:
-        server = await metrics.serve_http(settings.metrics.host, settings.metrics.port, metrics.Readiness(checks))
-    except BaseException:          # the port is taken, ...: stop the held-count task and its store too
-        await close()
+        server = await metrics.serve_http(settings.metrics.host, settings.metrics.port,
+                                          metrics.Readiness(metrics.standard_checks(settings, store)))
+    except BaseException:          # the port is taken, ...: close a store opened for it
+        if owned:
+            await store.close()
         raise
+    held = metrics.HeldGauge(store)
+    held.start()
+
+    async def close() -> None:
+        await held.stop()
+        if owned:
+            await store.close()
+
     return server, close

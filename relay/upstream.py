@@ -24,7 +24,7 @@ import asyncio
 import socket
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import aiosmtplib
 
@@ -301,10 +301,13 @@ def _path(address: str) -> bytes:
 
 
 async def deliver(settings: Settings, mail_from: str, rcpt_tos: Sequence[str], data: bytes,
-                  mail_options: Sequence[str] = (), *, upstream: Upstream | None = None) -> Reply:
+                  mail_options: Sequence[str] = (), *, upstream: Upstream | None = None,
+                  on_data: Callable[[], None] | None = None) -> Reply:
     """Deliver one message to the next hop and close. All or nothing: if the next hop refuses
     the sender, any recipient or the data, nothing is sent and :class:`UpstreamRejected`
-    carries its reply; no answer at all raises :class:`UpstreamUnavailable`."""
+    carries its reply; no answer at all raises :class:`UpstreamUnavailable`. ``on_data`` is
+    called as the DATA command goes out: from then on a lost answer leaves it unknown whether
+    the next hop kept the message."""
     upstream = upstream or await Upstream.create(settings)
     session = upstream.session()
     try:
@@ -315,6 +318,8 @@ async def deliver(settings: Settings, mail_from: str, rcpt_tos: Sequence[str], d
             answer = await session.rcpt(rcpt)
             if not answer.ok:
                 raise UpstreamRejected(answer.code, f"{answer.status} {answer.text} (recipient {rcpt})")
+        if on_data is not None:
+            on_data()
         answer = await session.data(data)
         if not answer.ok:
             raise UpstreamRejected(answer.code, f"{answer.status} {answer.text}")

@@ -41,7 +41,6 @@ from relay.log import decision_event
 from relay.milter import act as act_mod
 from relay.milter import protocol as p
 from relay.quarantine import notify
-from relay.quarantine.sqlite import HOLD_TIMEOUT
 from relay.verdict import Action
 from relay.replies import Reply
 
@@ -59,12 +58,12 @@ def decision_deadline(settings: Settings, store=None) -> float:
 
     The stages' own bounds, one after the other as the pipeline runs them: text extraction
     (``extract_timeout``), the scanners (``scan_timeout``; they run side by side), then the
-    quarantine write when there is a store (its ``hold_timeout``, else SQLite's ``HOLD_TIMEOUT``;
-    PostgreSQL's ``OP_TIMEOUT`` is the same 60 s), plus ``DEADLINE_MARGIN``. 150 s with the default settings: under Postfix's
+    quarantine write when there is a store (the store's ``hold_timeout``, 60 s for both backends),
+    plus ``DEADLINE_MARGIN``. 150 s with the default settings: under Postfix's
     ``milter_content_timeout`` and Sendmail's ``T=E:`` (both 300 s by default), which only a
     blocked process then reaches (``deploy/postfix/milter.md``).
     """
-    store_bound = float(getattr(store, "hold_timeout", HOLD_TIMEOUT)) if store is not None else 0.0
+    store_bound = store.hold_timeout if store is not None else 0.0
     return settings.extract_timeout + settings.scan_timeout + store_bound + DEADLINE_MARGIN
 
 

@@ -60,6 +60,7 @@ class PostgresStore:
         self.url = url
         self.lease = lease
         self.timeout = timeout
+        self.hold_timeout = OP_TIMEOUT   # a hold is one operation: durable within it, or StoreUnavailable
         self._pool = psycopg_pool.AsyncConnectionPool(
             url, min_size=1, max_size=max_connections, open=False, timeout=timeout,
             kwargs={"connect_timeout": max(1, min(CONNECT_TIMEOUT, int(timeout))), "row_factory": dict_row,

@@ -105,18 +105,11 @@ async def _upstream_deliver(settings: Any, mail_from: str, rcpt_tos: Sequence[st
                             mail_options: Sequence[str], progress: Progress) -> Any:
     from relay import upstream  # imported on use: the SMTP client is only needed to release
 
-    class Session(upstream.UpstreamSession):
-        async def data(self, message: bytes) -> Any:
-            progress.data_sent = True    # from the DATA command on, a lost answer leaves it uncertain
-            return await super().data(message)
+    def data_sent() -> None:           # from the DATA command on, a lost answer leaves it uncertain
+        progress.data_sent = True
 
-    class Watched(upstream.Upstream):
-        def session(self) -> upstream.UpstreamSession:
-            return Session(self)
-
-    hop = await Watched.create(settings)
     return await upstream.deliver(settings, mail_from, list(rcpt_tos), data, mail_options=tuple(mail_options),
-                                  upstream=hop)
+                                  on_data=data_sent)
 
 
 async def release(store: st.Store, settings: Any, qid: str, reviewer: str, note: str = "",

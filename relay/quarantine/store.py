@@ -259,6 +259,7 @@ class Store(Protocol):
     """
 
     url: str
+    hold_timeout: float      # seconds a hold may take before it fails (StoreUnavailable -> 451)
 
     async def hold(self, decision: Any, raw: bytes, recipients: Sequence[str] | None = None) -> str:
         """Store a held message durably (committed, on disk) and return its id."""

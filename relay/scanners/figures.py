@@ -90,17 +90,18 @@ class FiguresScanner(OutboundTextScanner):
         findings: list[Finding] = []
         for chunk in own_chunks(ctx, self.sources):
             counts: dict[tuple[str, str], list] = {}
-            for kind, currency, shape in check_figures(chunk.flat):
+            for kind, currency, shape in check_figures(chunk.flat, chunk.low):
                 counts.setdefault((kind, currency), [0, shape])[0] += 1
             findings.extend(Finding(kind, currency, Confidence.HIGH, n, chunk.where, shape, chunk.protected)
                             for (kind, currency), (n, shape) in counts.items())
         return merge_same_place(findings)
 
 
-def check_figures(flat: str) -> list[tuple[str, str, str]]:
-    """(kind, currency, shape) for each figure in ``flat`` that is unworded or mismatched."""
+def check_figures(flat: str, low: str | None = None) -> list[tuple[str, str, str]]:
+    """(kind, currency, shape) for each figure in ``flat`` that is unworded or mismatched
+    (``low``: ``fold(flat)``, when the caller has it)."""
     out: list[tuple[str, str, str]] = []
-    for start, end, mark, number, suffix in find_money(flat):
+    for start, end, mark, number, suffix in find_money(flat, low):
         try:
             value = Decimal(number.replace(",", "")) * _SCALE[suffix.strip().lower()]
         except (InvalidOperation, KeyError):
@@ -118,9 +119,10 @@ def _glued(ch: str) -> bool:
     return ch.isalnum() or ch in "_£$€"
 
 
-def find_money(flat: str) -> list[tuple[int, int, str, str, str]]:
-    """Money figures in ``flat``: (start, end, currency marker, number, scale suffix), in order, no overlaps."""
-    low = fold(flat)
+def find_money(flat: str, low: str | None = None) -> list[tuple[int, int, str, str, str]]:
+    """Money figures in ``flat``: (start, end, currency marker, number, scale suffix), in order, no overlaps
+    (``low``: ``fold(flat)``, when the caller has it)."""
+    low = fold(flat) if low is None else low
     spans = []
     hits = [(end - len(_MARKS[idx]), _MARKS[idx]) for end, idx in literal_ends(_MARK_DB, _MARK_LOCAL, low)]
     for i, mark in hits:

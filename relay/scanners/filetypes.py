@@ -66,6 +66,7 @@ and disk image checks. Findings (``where`` is the part's label):
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import threading
@@ -77,7 +78,7 @@ import magic
 
 from relay.extract.plain import is_text
 from relay.findings import Confidence, Finding
-from relay.message import ParsedMessage, Part
+from relay.message import ParseLimits, ParsedMessage, Part
 from relay.scanners import run_sized
 
 HEAD = 8 * 1024
@@ -211,10 +212,13 @@ def disk_image(data: bytes) -> str:
     return ""
 
 
-def _zip_names(data: bytes) -> list[str]:
+_LIMITS = ParseLimits()   # the settings' defaults, for callers that pass none
+
+
+def _zip_names(data: bytes, limits: ParseLimits = _LIMITS) -> list[str]:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            return zf.namelist()[:2000]
+            return zf.namelist()[:limits.max_archive_members]
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         return []
 
@@ -259,12 +263,12 @@ def _oletools():
     return olevba, msodde
 
 
-def _zip_has_ole(data: bytes) -> bool:
+def _zip_has_ole(data: bytes, limits: ParseLimits = _LIMITS) -> bool:
     """Whether some member of the zip ``data`` is an OLE file: the only place olevba looks for
     VBA in a zip (vbaProject.bin, under any name). Unreadable: True (let olevba judge)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            for info in zf.infolist()[:2000]:
+            for info in zf.infolist()[:limits.max_archive_members]:
                 with zf.open(info) as fh:
                     if fh.read(len(CFB)) == CFB:
                         return True
@@ -273,13 +277,13 @@ def _zip_has_ole(data: bytes) -> bool:
     return False
 
 
-def macros(data: bytes, names: list[str] | None = None) -> list[str]:
+def macros(data: bytes, names: list[str] | None = None, limits: ParseLimits = _LIMITS) -> list[str]:
     """vba and/or xlm: olevba, plus Excel 4 macro sheets in OOXML workbooks (olevba sees those in BIFF only)."""
     olevba = _oletools()[0]
     VBA_Parser = olevba.VBA_Parser  # noqa: N806
     sheets = ["xlm"] if data[:4] == b"PK\x03\x04" and any(
-        n.startswith("xl/macrosheets/") for n in (_zip_names(data) if names is None else names)) else []
-    if data[:4] == b"PK\x03\x04" and not _zip_has_ole(data):
+        n.startswith("xl/macrosheets/") for n in (_zip_names(data, limits) if names is None else names)) else []
+    if data[:4] == b"PK\x03\x04" and not _zip_has_ole(data, limits):
         return sheets       # no OLE member: nothing for olevba to find (and 1 ms saved per document)
     try:
         parser = VBA_Parser("attachment", data=data)
@@ -313,7 +317,6 @@ _DDE_CSV = re.compile(rb"(?m)^[\"']?[=+\-@][^\r\n|]{0,40}\|")
 # literal in the XML (no entity can spell them), in UTF-8 or UTF-16.
 _FIELD_MARKUP = re.compile(b"|".join(re.escape(name.encode(codec)) for name in ("instrText", "fldSimple")
                                      for codec in ("utf-8", "utf-16-le", "utf-16-be")))
-_FIELD_SCAN_MAX = 256 * 1024 * 1024
 
 
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
@@ -329,10 +332,11 @@ def _looks_like_xml(head: bytes) -> bool:
     return head.replace(b"\0", b"").lstrip(b" \t\r\n").startswith(b"<")
 
 
-def _zip_has_fields(zf: zipfile.ZipFile) -> bool:
-    """Whether any member msodde would parse holds field markup. Past the bound: True."""
-    budget, tail = _FIELD_SCAN_MAX, 20
-    for info in zf.infolist()[:2000]:
+def _zip_has_fields(zf: zipfile.ZipFile, limits: ParseLimits) -> bool:
+    """Whether any member msodde would parse holds field markup. Past ``max_decoded_bytes``
+    of members read: True (msodde decides)."""
+    budget, tail = limits.max_decoded_bytes, 20
+    for info in zf.infolist()[:limits.max_archive_members]:
         with zf.open(info) as fh:
             chunk = fh.read(256)
             if not _looks_like_xml(chunk):
@@ -349,7 +353,7 @@ def _zip_has_fields(zf: zipfile.ZipFile) -> bool:
     return False
 
 
-def dde(data: bytes, ext: str) -> bool:
+def dde(data: bytes, ext: str, limits: ParseLimits = _LIMITS) -> bool:
     """DDE/DDEAUTO fields (not other fields: page numbers, hyperlinks, tables of contents)."""
     msodde = _oletools()[1]
     try:
@@ -363,7 +367,7 @@ def dde(data: bytes, ext: str) -> bool:
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
                 names = zf.namelist()
                 if any(n.startswith("word/") for n in names):
-                    if not _zip_has_fields(zf):
+                    if not _zip_has_fields(zf, limits):
                         return False
                     return bool(msodde.process_docx(io.BytesIO(data), msodde.FIELD_FILTER_DDE).strip())
                 for name in names:
@@ -387,13 +391,13 @@ def _is_body(part: Part) -> bool:
             and part.content_type in ("text/plain", "text/html"))
 
 
-def check_part(part: Part) -> list[Finding]:
+def check_part(part: Part, limits: ParseLimits = _LIMITS) -> list[Finding]:
     """Every file-type finding for one leaf part."""
     data, ext, where = part.payload, part.extension, part.label
     out: list[Finding] = []
     body = _is_body(part)
     declared = part.content_type
-    names = _zip_names(data) if data[:4] == b"PK\x03\x04" and not body else []   # the listing, read once
+    names = _zip_names(data, limits) if data[:4] == b"PK\x03\x04" and not body else []   # the listing, read once
 
     # the exact checks first, then libmagic on every attachment and archive member, but where its
     # answer could change no finding: content the exact checks found dangerous (rules 2 and 3 judge
@@ -425,9 +429,9 @@ def check_part(part: Part) -> list[Finding]:
 
     if data and not body and (data[:8] == CFB or (data[:4] == b"PK\x03\x04" and _ooxml(names))
                               or ext in ("doc", "docm", "xls", "xlsm", "ppt", "pptm", "xml", "mht")):
-        for kind in macros(data, names):
+        for kind in macros(data, names, limits):
             out.append(Finding("macro", kind, Confidence.HIGH, 1, where))
-    if data and not body and dde(data, ext):
+    if data and not body and dde(data, ext, limits):
         out.append(Finding("dde", "dde", Confidence.HIGH, 1, where))
 
     real = exe or (by_content if by_content not in ("", "jar") else "") or image
@@ -463,10 +467,10 @@ def _declares(declared: str, real: str) -> bool:
     return any(w in declared for w in words.get(real, (real,)))
 
 
-def scan_message(message: ParsedMessage) -> list[Finding]:
+def scan_message(message: ParsedMessage, limits: ParseLimits = _LIMITS) -> list[Finding]:
     out: list[Finding] = []
     for part in message.leaves():
-        out.extend(check_part(part))
+        out.extend(check_part(part, limits))
     return out
 
 
@@ -474,10 +478,11 @@ class FileTypeScanner:
     name = "filetypes"
 
     def __init__(self, settings=None) -> None:
-        self.settings = settings
+        # the message model's bounds (archive members, decoded bytes) also bound the zip reads here
+        self.limits = ParseLimits.from_settings(settings) if settings is not None else _LIMITS
 
     async def scan(self, ctx) -> Sequence[Finding]:
-        return await run_sized(ctx.message, scan_message)
+        return await run_sized(ctx.message, functools.partial(scan_message, limits=self.limits))
 
     def scan_sync(self, ctx) -> list[Finding]:
-        return scan_message(ctx.message)
+        return scan_message(ctx.message, self.limits)

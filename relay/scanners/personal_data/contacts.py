@@ -182,10 +182,8 @@ def _parsed_value(raw: str) -> str:
 
 def _rough_e164(raw: str) -> str:
     """Past ``MAX_VALIDATED`` numbers in one chunk: the shape the scan matched, without phonenumbers."""
-    digits = "".join(ch for ch in raw if ch.isdigit())
-    if digits.startswith("44"):
-        digits = "0" + digits[2:]
-    return "+44" + digits[1:] if digits.startswith("0") and len(digits) in (10, 11) else ""
+    nsn = _national_number(raw)
+    return "+44" + nsn if nsn else ""
 
 
 _LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-'")

@@ -17,6 +17,7 @@ from relay.milter import server, serving
 from relay.organisation import Organisation
 from relay.pipeline import Pipeline
 from relay.quarantine import open_store, postgres
+from relay.quarantine.sqlite import HOLD_TIMEOUT, SqliteStore
 from relay.verdict import Action, RuleMatch, TagSpec, Verdict
 
 POSTFIX_OFFER = p.encode(p.OPTNEG, b"\0\0\0\6\0\0\1\xff\0\x1f\xff\xff")
@@ -448,14 +449,17 @@ class NeverFinishes:
         await asyncio.Event().wait()
 
 
-def test_decision_deadline_is_the_stage_bounds_plus_margin_and_under_the_mta_timeouts(make_settings):
+def test_decision_deadline_is_the_stage_bounds_plus_margin_and_under_the_mta_timeouts(make_settings, tmp_path):
     settings = make_settings()
-    with_store = server.decision_deadline(settings, store=object())
-    assert with_store == (settings.extract_timeout + settings.scan_timeout + server.HOLD_TIMEOUT
+    with_store = server.decision_deadline(settings, store=SqliteStore(f"sqlite:///{tmp_path}/q.sqlite3"))
+    assert with_store == (settings.extract_timeout + settings.scan_timeout + HOLD_TIMEOUT
                           + server.DEADLINE_MARGIN)
-    assert server.decision_deadline(settings) == with_store - server.HOLD_TIMEOUT
+    assert server.decision_deadline(settings) == with_store - HOLD_TIMEOUT
     assert with_store < 300          # Postfix's milter_content_timeout and Sendmail's T=E: defaults
-    assert postgres.OP_TIMEOUT <= server.HOLD_TIMEOUT           # the bound covers either store
+    assert postgres.OP_TIMEOUT <= HOLD_TIMEOUT           # the bound covers either store
+    pg = postgres.PostgresStore("postgresql://relay@127.0.0.1:1/none")    # not opened: no connection
+    assert server.decision_deadline(settings, store=pg) == settings.extract_timeout + settings.scan_timeout \
+        + postgres.OP_TIMEOUT + server.DEADLINE_MARGIN
 
 
 def test_a_pipeline_that_never_finishes_gets_451_within_the_deadline(make_settings, monkeypatch):
